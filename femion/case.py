@@ -1,0 +1,502 @@
+"""The case file: one YAML document holding every setting of a run.
+
+The schema is pydantic; every dimensional value carries its unit and is
+stored in SI (see :mod:`femion.units`). :func:`load_case` returns a validated
+:class:`Case` or raises :class:`CaseError` whose message is one line naming
+the offending key path and what is allowed. Conversion to the plain SI specs
+that the physics modules take happens here, at the edge.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from . import materials
+from .units import format_si, to_si
+
+# ---------------------------------------------------------------- quantities
+
+
+def _quantity(kind: str, *, positive: bool = False, nonnegative: bool = False):
+    def parse(value: Any) -> float:
+        v = to_si(value, kind)
+        if positive and not v > 0:
+            raise ValueError(f"must be > 0 (got {value!r})")
+        if nonnegative and v < 0:
+            raise ValueError(f"must be >= 0 (got {value!r})")
+        return v
+
+    return Annotated[
+        float,
+        BeforeValidator(parse),
+        PlainSerializer(lambda v: format_si(v, kind), return_type=str),
+    ]
+
+
+Length = _quantity("length")
+PositiveLength = _quantity("length", positive=True)
+Current = _quantity("current")
+Voltage = _quantity("voltage")
+SheetResistance = _quantity("sheet_resistance", positive=True)
+Resistivity = _quantity("resistivity", positive=True)
+FluxDensity = _quantity("magnetic_flux_density")
+
+Point2 = tuple[Length, Length]
+Point3 = tuple[Length, Length, Length]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
+
+PLATE_EDGES = ("x_min", "x_max", "y_min", "y_max")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# -------------------------------------------------------------------- shapes
+
+
+def _apply_unit(data: Any) -> Any:
+    """``{unit: mm, rectangle: [[0, 0], [5, 20]]}`` → every bare number gets ``mm``."""
+    if not isinstance(data, dict) or "unit" not in data:
+        return data
+    unit = data["unit"]
+    if not isinstance(unit, str):
+        raise ValueError(f"unit must be a unit name like 'mm' (got {unit!r})")
+
+    def attach(v):
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, (int, float)):
+            return f"{v} {unit}"
+        if isinstance(v, (list, tuple)):
+            return [attach(x) for x in v]
+        if isinstance(v, dict):
+            return {k: attach(x) for k, x in v.items()}
+        return v
+
+    return {k: (v if k == "unit" else attach(v)) for k, v in data.items() if k != "unit"}
+
+
+class Circle(_Model):
+    centre: Point2
+    radius: PositiveLength
+
+
+class Strip(_Model):
+    """A full-length strip along x, ``width`` wide, centred at ``centre_y`` (default: plate centre)."""
+
+    width: PositiveLength
+    centre_y: Length | None = None
+
+
+class TwoTrack(_Model):
+    """The digit "2" drawn as a conducting track of width ``track_width``."""
+
+    track_width: PositiveLength
+    margin: Length = 2e-3
+
+
+SHAPE_KINDS = ("rectangle", "polygon", "circle", "strip", "two_track")
+
+
+class Shape(_Model):
+    """One plan shape: exactly one of rectangle, polygon, circle, strip, two_track."""
+
+    rectangle: tuple[Point2, Point2] | None = None
+    polygon: list[Point2] | None = None
+    circle: Circle | None = None
+    strip: Strip | None = None
+    two_track: TwoTrack | None = None
+
+    _unit = model_validator(mode="before")(classmethod(lambda cls, d: _apply_unit(d)))
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in SHAPE_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a shape needs exactly one of {', '.join(SHAPE_KINDS)} (got {given or 'none'})")
+        if self.polygon is not None and len(self.polygon) < 3:
+            raise ValueError("polygon: needs at least 3 points")
+        if self.rectangle is not None:
+            (x0, y0), (x1, y1) = self.rectangle
+            if not (x1 > x0 and y1 > y0):
+                raise ValueError("rectangle: give [[x_min, y_min], [x_max, y_max]] with max > min")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in SHAPE_KINDS if getattr(self, k) is not None)
+
+
+class Pattern(_Model):
+    """Where a layer exists in plan: the union of ``include`` minus the union of ``exclude``."""
+
+    include: list[Shape] = Field(min_length=1)
+    exclude: list[Shape] = Field(default_factory=list)
+
+
+def _pattern(value: Any) -> Any:
+    if value is None or value == "full":
+        return None
+    if isinstance(value, list):
+        return {"include": value}
+    if isinstance(value, dict) and not ({"include", "exclude"} & set(value)):
+        return {"include": [value]}
+    if isinstance(value, str):
+        raise ValueError(f"pattern must be 'full', a shape, a list of shapes or {{include, exclude}} (got {value!r})")
+    return value
+
+
+PatternField = Annotated[Pattern | None, BeforeValidator(_pattern)]
+
+# -------------------------------------------------------------------- stack
+
+
+class Plate(_Model):
+    length: PositiveLength  # x
+    width: PositiveLength  # y
+
+
+class Layer(_Model):
+    name: Name
+    material: str
+    thickness: PositiveLength
+    pattern: PatternField = None
+    elements: int = Field(1, ge=1, le=64)
+    sheet_resistance: SheetResistance | None = None
+    resistivity: Resistivity | None = None
+
+    @field_validator("material")
+    @classmethod
+    def _known_material(cls, v: str) -> str:
+        if v not in materials.LIBRARY:
+            raise ValueError(f"unknown material {v!r}; allowed: {', '.join(sorted(materials.LIBRARY))}")
+        return v
+
+    @model_validator(mode="after")
+    def _overrides_fit(self):
+        kind = materials.get(self.material).kind
+        if self.sheet_resistance is not None and kind != "conductor":
+            raise ValueError(f"sheet_resistance is only for conductor layers ({self.material} is {kind})")
+        if self.sheet_resistance is not None and self.resistivity is not None:
+            raise ValueError("give sheet_resistance or resistivity, not both")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return materials.get(self.material).kind
+
+    @property
+    def sheet_conductance(self) -> float:
+        """G = 1/R_s = t/ρ in siemens (per square)."""
+        if self.sheet_resistance is not None:
+            return 1.0 / self.sheet_resistance
+        rho = self.resistivity if self.resistivity is not None else materials.get(self.material).value("resistivity")
+        return self.thickness / rho
+
+
+class Contact(_Model):
+    """A copper contact on a conductor: a whole plate edge (``at``) or a pad (``region``)."""
+
+    name: Name
+    conductor: Name
+    at: Literal["x_min", "x_max", "y_min", "y_max"] | None = None
+    region: Shape | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self):
+        if (self.at is None) == (self.region is None):
+            raise ValueError("a contact needs exactly one of 'at' (a plate edge: x_min, x_max, y_min, y_max) or 'region' (a shape)")
+        return self
+
+
+class Geometry(_Model):
+    plate: Plate
+    layers: list[Layer] = Field(min_length=1)
+    contacts: list[Contact] = Field(default_factory=list)
+    regions: dict[Name, Shape] = Field(default_factory=dict)
+
+
+class Drive(_Model):
+    """Current (or voltage) applied between two contacts of one conductor.
+
+    A positive current flows inside the conductor from contact ``from`` to ``to``;
+    ``to`` is grounded (0 V). A negative value reverses it.
+    """
+
+    conductor: Name
+    from_: Name = Field(alias="from")
+    to: Name
+    current: Current | None = None
+    voltage: Voltage | None = None
+
+    @model_validator(mode="after")
+    def _one_control(self):
+        if (self.current is None) == (self.voltage is None):
+            raise ValueError("a drive needs exactly one of 'current' (e.g. '0.2 A') or 'voltage' (e.g. '4 V')")
+        if self.from_ == self.to:
+            raise ValueError(f"'from' and 'to' are the same contact ({self.to!r})")
+        if self.current == 0.0 or self.voltage == 0.0:
+            raise ValueError("a drive of zero does nothing; leave the drive out instead")
+        return self
+
+
+class MeshSettings(_Model):
+    cell_size: PositiveLength = 1e-3
+    dimension: Literal[2, 3] = 3
+    section_y: Length | None = None
+    solver: Literal["direct", "iterative"] = "direct"
+
+
+class MagneticSettings(_Model):
+    enabled: bool = True
+    external_field: tuple[FluxDensity, FluxDensity, FluxDensity] = (0.0, 0.0, 0.0)
+    points: list[Point3] = Field(default_factory=list)
+    method: Literal["auto", "direct", "fmm"] = "auto"
+
+
+class OutputSettings(_Model):
+    figures: bool = True
+    fields: list[Literal["vtx", "vtkhdf"]] = Field(default_factory=lambda: ["vtx", "vtkhdf"])
+
+
+class Case(_Model):
+    name: Name
+    description: str = ""
+    geometry: Geometry
+    drives: list[Drive] = Field(min_length=1)
+    mesh: MeshSettings = MeshSettings()
+    magnetic: MagneticSettings = MagneticSettings()
+    output: OutputSettings = OutputSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        from . import plan  # shapely work lives with the plan shapes
+
+        g = self.geometry
+        names = [layer.name for layer in g.layers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"geometry.layers: layer names must be unique (repeated: {', '.join(dup)})")
+        conductors = {layer.name: layer for layer in g.layers if layer.kind == "conductor"}
+        listing = ", ".join(conductors) or "none"
+        for i, layer in enumerate(g.layers):
+            if layer.pattern is not None:
+                plan.check_pattern_inside(layer.pattern, g.plate, f"geometry.layers[{i}].pattern")
+        for key, shape in g.regions.items():
+            plan.check_shape_inside(shape, g.plate, f"geometry.regions.{key}")
+        cnames = [c.name for c in g.contacts]
+        for i, c in enumerate(g.contacts):
+            if cnames.count(c.name) > 1:
+                raise ValueError(f"geometry.contacts[{i}].name: contact names must be unique ({c.name!r} repeated)")
+            if c.conductor not in conductors:
+                raise ValueError(
+                    f"geometry.contacts[{i}].conductor: {c.conductor!r} is not a conductor layer (allowed: {listing})"
+                )
+            plan.check_contact_touches(c, conductors[c.conductor], g.plate, f"geometry.contacts[{i}]")
+        contacts = {c.name: c for c in g.contacts}
+        seen = set()
+        for i, d in enumerate(self.drives):
+            if d.conductor not in conductors:
+                raise ValueError(f"drives[{i}].conductor: {d.conductor!r} is not a conductor layer (allowed: {listing})")
+            if d.conductor in seen:
+                raise ValueError(f"drives[{i}].conductor: {d.conductor!r} is driven twice")
+            seen.add(d.conductor)
+            for key, cname in (("from", d.from_), ("to", d.to)):
+                on = [c.name for c in g.contacts if c.conductor == d.conductor]
+                if cname not in contacts or contacts[cname].conductor != d.conductor:
+                    raise ValueError(
+                        f"drives[{i}].{key}: no contact {cname!r} on {d.conductor} (allowed: {', '.join(on) or 'none'})"
+                    )
+        small = min(g.plate.length, g.plate.width)
+        if self.mesh.cell_size > small / 4:
+            raise ValueError(
+                f"mesh.cell_size: {self.mesh.cell_size:g} m is too coarse for a {small:g} m plate (allowed: <= {small / 4:g} m)"
+            )
+        if self.mesh.section_y is not None and not 0 <= self.mesh.section_y <= g.plate.width:
+            raise ValueError(f"mesh.section_y: must lie on the plate, 0 to {g.plate.width:g} m")
+        if self.magnetic.enabled:
+            zs = self.conductor_planes()
+            for i, p in enumerate(self.magnetic.points):
+                for cname, z in zs.items():
+                    if abs(p[2] - z) < 1e-12:
+                        raise ValueError(
+                            f"magnetic.points[{i}]: lies in the current sheet of {cname} (z = {z:g} m), where B is undefined"
+                        )
+        return self
+
+    # -------------------------------------------------------------- helpers
+    def layer(self, name: str) -> Layer:
+        for layer in self.geometry.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def conductor_planes(self) -> dict[str, float]:
+        """z (m) of each conductor's mid-plane, where its sheet current flows."""
+        return {n: 0.5 * (a + b) for n, (a, b) in self.layer_z().items() if self.layer(n).kind == "conductor"}
+
+    def layer_z(self) -> dict[str, tuple[float, float]]:
+        """Each layer's [z_bottom, z_top] in m, z = 0 at the bottom of the stack."""
+        z, out = 0.0, {}
+        for layer in self.geometry.layers:
+            out[layer.name] = (z, z + layer.thickness)
+            z += layer.thickness
+        return out
+
+
+# ----------------------------------------------------------------- loading
+
+
+class CaseError(ValueError):
+    """A case file that cannot be run; ``str()`` is one line naming the key."""
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith("function-") or part in ("tagged-union",):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _clean(msg: str) -> str:
+    msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)
+    return " ".join(msg.split())
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """The first error of ``exc`` as ``key.path: what is wrong / allowed``."""
+    err = exc.errors()[0]
+    path = _loc(err["loc"]).replace("from_", "from")
+    msg = _clean(err["msg"])
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+        parent_model = _allowed_keys(err["loc"][:-1])
+        if parent_model:
+            msg += f" (allowed: {', '.join(parent_model)})"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif err["type"] == "literal_error":
+        msg = msg.replace("Input should be", "must be")
+    if msg.startswith(tuple(p + ":" for p in ("geometry", "drives", "mesh", "magnetic"))) or not path:
+        return msg
+    return f"{path}: {msg}"
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """Keys allowed at ``loc`` in the schema, for the 'unknown key' message."""
+    model: Any = Case
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            field = next((f for f in getattr(model, "model_fields", {}).values() if f.alias == part), None)
+        if field is None:
+            return []
+        model = _inner_model(field.annotation)
+    if model is None or not hasattr(model, "model_fields"):
+        return []
+    return [f.alias or k for k, f in model.model_fields.items()]
+
+
+def _inner_model(annotation) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        m = _inner_model(arg)
+        if m is not None:
+            return m
+    return None
+
+
+def _set_path(raw: dict, dotted: str, value: Any) -> None:
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", dotted) if p]
+    node: Any = raw
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        key: Any = int(part) if part.isdigit() else part
+        if isinstance(node, list):
+            if not isinstance(key, int) or not 0 <= key < len(node):
+                raise CaseError(f"--set {dotted}: {part!r} is not an index of that list (0..{len(node) - 1})")
+        elif isinstance(node, dict):
+            if isinstance(key, int):
+                key = part
+            if not last and key not in node:
+                node[key] = {}
+        else:
+            raise CaseError(f"--set {dotted}: cannot set inside a {type(node).__name__}")
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` strings (value read as YAML) to the raw case mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise CaseError(f"--set {item}: expected key.path=value")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        _set_path(raw, key.strip(), value)
+    return raw
+
+
+def read_case_mapping(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CaseError(f"case file {str(path)!r} not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise CaseError(f"{path.name}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise CaseError(f"{path.name}: a case file is a mapping of keys (name, geometry, drives, ...)")
+    return raw
+
+
+def validate_case(raw: dict) -> Case:
+    try:
+        return Case.model_validate(raw)
+    except ValidationError as exc:
+        raise CaseError(format_validation_error(exc)) from None
+
+
+def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
+    """Read, override and validate a case file; CaseError (one line) on any problem."""
+    raw = read_case_mapping(path)
+    apply_overrides(raw, overrides or [])
+    return validate_case(raw)
+
+
+def dump_case(case: Case) -> str:
+    """The resolved case as YAML, every quantity in SI with its unit."""
+    data = case.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,165 @@
+"""Command line: ``femion run | mesh | plot | validate | info``.
+
+Works the same under ``mpiexec -n N femion ...``; only rank 0 prints. A case
+that cannot be run exits with status 2 and one line naming the key; a solver
+failure exits with status 1 and says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
+
+
+def _comm():
+    from ._dolfinx import MPI
+
+    return MPI.COMM_WORLD
+
+
+def _err(comm, msg: str) -> None:
+    if comm is None or comm.rank == 0:
+        print(f"femion: error: {msg}", file=sys.stderr, flush=True)
+
+
+def _load(args):
+    from .case import load_case
+
+    return load_case(args.case, args.set)
+
+
+def cmd_validate(args, comm) -> int:
+    case = _load(args)
+    if comm.rank == 0:
+        layers = ", ".join(f"{l.name} ({l.material})" for l in case.geometry.layers)
+        print(f"ok: case {case.name!r}: {layers}; drives: {', '.join(d.conductor for d in case.drives)}")
+    return 0
+
+
+def cmd_run(args, comm) -> int:
+    from .simulation import run_case
+
+    case = _load(args)
+    out = Path(args.out) if args.out else Path("results") / case.name
+    result = run_case(case, out, comm, progress=not args.no_progress)
+    if comm.rank == 0:
+        s = result.summary
+        print(f"case {case.name}: R = {s['resistance_ohm']:.6g} ohm, I = {s['current_A']:.6g} A, "
+              f"V = {s['voltage_V']:.6g} V, P = {s['joule_power_W']:.6g} W, "
+              f"max |B| at {s['interface']['name']} = {s['max_B_interface_T'] or 0:.6g} T")
+        print(f"results: {result.path}")
+    return 0
+
+
+def cmd_mesh(args, comm) -> int:
+    from . import geometry, plan
+
+    case = _load(args)
+    out = Path(args.out) if args.out else Path("meshes")
+    if comm.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    spec = plan.stack_spec(case)
+    plan_msh = out / f"{case.name}_plan.msh"
+    plan_mesh = geometry.build_plan_mesh(spec, comm, msh_path=plan_msh)
+    if case.mesh.dimension == 3:
+        stack_msh = out / f"{case.name}_stack.msh"
+        stack = geometry.build_stack_mesh(spec, comm, msh_path=stack_msh)
+    else:
+        stack_msh = out / f"{case.name}_section.msh"
+        stack = geometry.build_section_mesh(spec, comm, msh_path=stack_msh)
+    ncell = stack.mesh.topology.index_map(stack.mesh.topology.dim).size_global
+    nplan = plan_mesh.mesh.topology.index_map(2).size_global
+    if comm.rank == 0:
+        from .visualisation import render_mesh
+
+        png = render_mesh(plan_msh, stack_msh if case.mesh.dimension == 3 else None, out / f"{case.name}_mesh.png",
+                          case.layer_z())
+        print(f"plan mesh: {nplan} cells -> {plan_msh}")
+        print(f"{'3D stack' if case.mesh.dimension == 3 else '2D section'}: {ncell} cells -> {stack_msh}")
+        print(f"picture: {png}")
+    return 0
+
+
+def cmd_plot(args, comm) -> int:
+    from .output import open_result
+    from .visualisation import render_result
+
+    open_result(args.result)  # checks it is a result directory
+    if comm.rank == 0:
+        for p in render_result(args.result):
+            print(p)
+    return 0
+
+
+def cmd_info(args, comm) -> int:
+    from ._dolfinx import WHEEL, PETSc
+    from .simulation import versions
+
+    if comm.rank == 0:
+        for k, v in versions().items():
+            print(f"{k:10s} {v}")
+        print(f"{'install':10s} {'dolfinx-solver-real wheel' if WHEEL else 'system DOLFINx (conda-forge/container)'}")
+        print(f"{'mpi size':10s} {comm.size}")
+        pkgs = ["mumps", "superlu_dist", "hypre", "hdf5", "metis", "parmetis", "ptscotch"]
+        have = [p for p in pkgs if PETSc.Sys.hasExternalPackage(p)]
+        print(f"{'petsc has':10s} {', '.join(have)}")
+        print(f"{'no':10s} {', '.join(p for p in pkgs if p not in have) or '-'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="femion", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def case_cmd(name, help_):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("case", help="case file (YAML)")
+        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a case value, e.g. --set drives[0].current='0.1 A'")
+        return s
+
+    r = case_cmd("run", "run a case and write its results directory")
+    r.add_argument("--out", help="results directory (default results/<case name>)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m = case_cmd("mesh", "build a case's meshes (.msh) and a picture of them")
+    m.add_argument("--out", help="directory (default meshes/)")
+    case_cmd("validate", "check a case file and exit")
+    pl = sub.add_parser("plot", help="redraw the figures of a results directory")
+    pl.add_argument("result")
+    sub.add_parser("info", help="versions, MPI size and PETSc packages")
+    return p
+
+
+COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_validate, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .case import CaseError
+    from .units import UnitError
+
+    comm = _comm()
+    try:
+        from .geometry import GeometryError
+    except ImportError:  # pragma: no cover
+        GeometryError = CaseError
+    from .conductor import ConductorSolveError
+    from .output import OutputError
+
+    try:
+        return COMMANDS[args.command](args, comm)
+    except (CaseError, UnitError, GeometryError, OutputError) as exc:
+        _err(comm, str(exc))
+        return EXIT_BAD_INPUT
+    except ConductorSolveError as exc:
+        _err(comm, f"solver failed: {exc}")
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,893 @@
+"""Layer stack of a thin-film device: plan layout, plan/stack/section meshes.
+
+The device is a plate ``[0, Lx] x [0, Ly]`` (metres) with layers stacked in z
+(bottom to top, ``z = 0`` at the bottom of the first layer).  A layer may be
+*patterned*: it exists only inside a plan region; outside, its slot is still
+meshed and tagged ``<layer>_absent`` so the stack stays a box.  Extra named
+plan regions (contacts, monitors) are regions the mesh conforms to.
+
+Meshes are built with gmsh on rank 0 in **millimetres** (OCC's absolute
+tolerance is ~1e-7 model units, the size of a 200 nm film in metres),
+imported with :func:`dolfinx.io.gmsh.model_to_mesh` with shared-facet
+ghosting, and scaled to metres.
+
+* plan mesh: 2D, all quadrilaterals, one physical surface per atomic plan
+  fragment (overlay of all patterns and regions);
+* stack mesh: 3D hexahedra, the quad plan mesh extruded layer by layer;
+* section mesh: 2D x-z cross-section at ``y = section_y``, structured quads.
+
+Physical-group names (stack and section meshes): cells ``<layer>`` and
+``<layer>_absent``; facets ``<lower>|<upper>`` (only where both layers are
+present), ``bottom``, ``top``, ``x_min``, ``x_max`` (and ``y_min``, ``y_max``
+in 3D).  Plan mesh: cells ``fragment_<k>``; facets ``x_min``, ``x_max``,
+``y_min``, ``y_max`` on the plate edges and ``fragment_<a>|fragment_<b>`` on
+the curves between two fragments.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+import shapely.affinity
+import shapely.geometry
+import shapely.ops
+import shapely.validation
+from shapely.geometry.base import BaseGeometry
+
+from femion._dolfinx import MPI, dolfinx
+
+__all__ = [
+    "GeometryError",
+    "LayerSpec",
+    "PlanLayout",
+    "PlanMesh",
+    "StackMesh",
+    "StackSpec",
+    "TwoTrack",
+    "build_plan_mesh",
+    "build_section_mesh",
+    "build_stack_mesh",
+    "layer_z",
+    "plan_fragments",
+    "two_track_pattern",
+]
+
+MM = 1e3  # metres -> millimetres (gmsh model units)
+
+# Physical tags of the plate edges (facets of the plan mesh / section sides).
+_EDGE_TAGS = {"x_min": 1, "x_max": 2, "y_min": 3, "y_max": 4}
+
+
+class GeometryError(ValueError):
+    """Invalid geometry input (the message names the offending layer/region)."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of the stack (SI units)."""
+
+    name: str
+    thickness: float
+    pattern: BaseGeometry | None = None
+    elements: int = 1
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Plate, layers (bottom -> top) and extra plan regions (SI units)."""
+
+    length: float
+    width: float
+    layers: tuple[LayerSpec, ...]
+    regions: dict[str, BaseGeometry]
+    cell_size: float
+    section_y: float | None = None
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One atomic plan fragment: gmsh surface tag, names containing it, area (m^2)."""
+
+    tag: int
+    names: frozenset[str]
+    area: float
+
+
+@dataclass(frozen=True)
+class PlanLayout:
+    """Validated plan: clipped/simplified shapes (m) and the atomic fragments."""
+
+    length: float
+    width: float
+    shapes: dict[str, BaseGeometry]  # name -> clipped, simplified plan region (m)
+    patterned: tuple[str, ...]  # names of patterned layers (subset of shapes)
+    unpatterned: tuple[str, ...]  # names of layers present everywhere
+    fragments: tuple[Fragment, ...]
+
+    def area(self, name: str) -> float:
+        """Plan area (m^2) of a named pattern/region, summed over its fragments."""
+        if name in self.unpatterned:
+            return self.length * self.width
+        return sum(f.area for f in self.fragments if name in f.names)
+
+
+@dataclass
+class PlanMesh:
+    """2D quadrilateral plan mesh (metres) with one cell tag per plan fragment."""
+
+    mesh: object
+    cell_tags: object
+    facet_tags: object
+    fragment_regions: dict[int, frozenset[str]]
+    names: dict[str, int] = field(default_factory=dict)  # physical name -> tag
+    layout: PlanLayout | None = None
+
+    def cells(self, name: str) -> np.ndarray:
+        """Local cell indices (owned + ghost) inside the named pattern/region."""
+        assert self.layout is not None
+        if name in self.layout.unpatterned:
+            imap = self.mesh.topology.index_map(self.mesh.topology.dim)
+            return np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
+        if name not in self.layout.shapes:
+            known = sorted(set(self.layout.shapes) | set(self.layout.unpatterned))
+            raise KeyError(f"unknown plan name {name!r}; known: {known}")
+        tags = [t for t, names in self.fragment_regions.items() if name in names]
+        sel = np.isin(self.cell_tags.values, tags)
+        return np.sort(self.cell_tags.indices[sel]).astype(np.int32)
+
+
+@dataclass
+class StackMesh:
+    """3D stack mesh (x, y, z) or 2D section mesh (x, z), in metres."""
+
+    mesh: object
+    cell_tags: object
+    facet_tags: object
+    names: dict[str, int]
+    layer_z: dict[str, tuple[float, float]]
+    layout: PlanLayout | None = None
+    # section only: (x0, x1, names containing the interval) along the section line
+    intervals: tuple[tuple[float, float, frozenset[str]], ...] = ()
+
+    def cells(self, name: str) -> np.ndarray:
+        """Local cell indices (owned + ghost) of a physical cell group, e.g. "oxide"."""
+        if name not in self.names:
+            raise KeyError(f"unknown group {name!r}; known: {sorted(self.names)}")
+        return np.sort(self.cell_tags.find(self.names[name])).astype(np.int32)
+
+    def facets(self, name: str) -> np.ndarray:
+        """Local facet indices of a physical facet group, e.g. "oxide|electrolyte"."""
+        if name not in self.names:
+            raise KeyError(f"unknown group {name!r}; known: {sorted(self.names)}")
+        return np.sort(self.facet_tags.find(self.names[name])).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class TwoTrack:
+    """A "2"-shaped conductor track and the pads covering its two ends (m)."""
+
+    polygon: shapely.geometry.Polygon
+    start_pad: shapely.geometry.Polygon
+    end_pad: shapely.geometry.Polygon
+    centreline: shapely.geometry.LineString
+
+
+# --------------------------------------------------------------------------- z
+
+
+def layer_z(spec: StackSpec) -> dict[str, tuple[float, float]]:
+    """Each layer's ``(z_bottom, z_top)`` in metres, ``z = 0`` at the stack bottom."""
+    out: dict[str, tuple[float, float]] = {}
+    z = 0.0
+    for layer in spec.layers:
+        out[layer.name] = (z, z + layer.thickness)
+        z += layer.thickness
+    return out
+
+
+# --------------------------------------------------------------- validation
+
+
+def _polygons(geom: BaseGeometry) -> list[shapely.geometry.Polygon]:
+    """The polygons (positive area) in a geometry, dropping lines and points."""
+    if geom.is_empty:
+        return []
+    if isinstance(geom, shapely.geometry.Polygon):
+        return [geom] if geom.area > 0 else []
+    if hasattr(geom, "geoms"):
+        return [p for g in geom.geoms for p in _polygons(g)]
+    return []
+
+
+def _validate(spec: StackSpec) -> None:
+    if not (spec.length > 0 and spec.width > 0):
+        raise GeometryError(f"plate size must be > 0, got {spec.length} x {spec.width} m")
+    if not spec.cell_size > 0:
+        raise GeometryError(f"cell_size must be > 0, got {spec.cell_size}")
+    if spec.cell_size > min(spec.length, spec.width):
+        raise GeometryError(
+            f"cell_size {spec.cell_size} m is larger than the plate "
+            f"({spec.length} x {spec.width} m)"
+        )
+    if not spec.layers:
+        raise GeometryError("the stack has no layers")
+    seen: set[str] = set()
+    for layer in spec.layers:
+        if layer.name in seen:
+            raise GeometryError(f"layer {layer.name!r} appears twice")
+        seen.add(layer.name)
+        if not layer.name or "|" in layer.name or layer.name.endswith("_absent"):
+            raise GeometryError(f"layer name {layer.name!r} is not allowed")
+        if not layer.thickness > 0:
+            raise GeometryError(f"layer {layer.name!r}: thickness must be > 0, got {layer.thickness}")
+        if int(layer.elements) < 1:
+            raise GeometryError(f"layer {layer.name!r}: elements must be >= 1, got {layer.elements}")
+    for name in spec.regions:
+        if name in seen:
+            raise GeometryError(f"region {name!r} has the name of a layer")
+    if spec.section_y is not None and not (0 <= spec.section_y <= spec.width):
+        raise GeometryError(f"section_y {spec.section_y} is outside the plate [0, {spec.width}]")
+
+
+def _clip(kind: str, name: str, geom: BaseGeometry, plate, tol: float, required: bool):
+    """Clip a plan shape to the plate and simplify; None if it adds nothing."""
+    if not isinstance(geom, BaseGeometry):
+        raise GeometryError(f"{kind} {name!r}: expected a shapely geometry, got {type(geom).__name__}")
+    if geom.is_empty:
+        raise GeometryError(f"{kind} {name!r}: the shape is empty")
+    if not geom.is_valid:
+        raise GeometryError(f"{kind} {name!r}: invalid polygon ({shapely.validation.explain_validity(geom)})")
+    if not _polygons(geom):
+        raise GeometryError(f"{kind} {name!r}: the shape has no area")
+    if not geom.intersects(plate):
+        raise GeometryError(f"{kind} {name!r}: the shape lies entirely outside the plate")
+    clipped = geom if geom.within(plate) else shapely.unary_union(_polygons(geom.intersection(plate)))
+    if clipped.is_empty or clipped.area <= 0:
+        if required:
+            raise GeometryError(f"{kind} {name!r}: zero area inside the plate")
+        return None
+    simple = shapely.unary_union(_polygons(clipped.simplify(tol, preserve_topology=True)))
+    if simple.is_empty or not simple.is_valid:
+        simple = clipped
+    return simple
+
+
+def _dedupe_ring(coords: np.ndarray, eps: float) -> np.ndarray:
+    keep = [coords[0]]
+    for c in coords[1:]:
+        if np.hypot(*(c - keep[-1])) > eps:
+            keep.append(c)
+    if np.hypot(*(keep[-1] - keep[0])) > eps:
+        keep.append(keep[0])
+    keep[-1] = keep[0]
+    return np.asarray(keep)
+
+
+def _snap_shape(geom: BaseGeometry, ref_lines, ref_points, tol: float, eps: float):
+    """Make ``geom`` meet earlier shapes cleanly (no edges shorter than ~tol).
+
+    Vertices closer than ``tol`` to an earlier boundary move onto it, then
+    vertices/segments snap to earlier vertices within ``tol`` (GEOS snap).
+    Returns ``geom`` unchanged if the result would be invalid or empty.
+    """
+
+    def ring(coords):
+        c = np.asarray(coords)[:, :2].copy()
+        for i, (x, y) in enumerate(c):
+            pt = shapely.geometry.Point(x, y)
+            d = ref_lines.distance(pt)
+            if 0 < d < tol:
+                q = ref_lines.interpolate(ref_lines.project(pt)) if ref_lines.geom_type == "LineString" \
+                    else shapely.ops.nearest_points(ref_lines, pt)[0]
+                c[i] = (q.x, q.y)
+        c[-1] = c[0]
+        return c
+
+    polys = []
+    for poly in _polygons(geom):
+        polys.append(shapely.geometry.Polygon(ring(poly.exterior.coords), [ring(r.coords) for r in poly.interiors]))
+    moved = shapely.unary_union([p.buffer(0) if not p.is_valid else p for p in polys])
+    snapped = shapely.snap(moved, ref_points, tol)
+    out = []
+    for poly in _polygons(snapped):
+        ext = _dedupe_ring(np.asarray(poly.exterior.coords), eps)
+        holes = [_dedupe_ring(np.asarray(r.coords), eps) for r in poly.interiors]
+        if len(ext) >= 4:
+            out.append(shapely.geometry.Polygon(ext, [h for h in holes if len(h) >= 4]))
+    res = shapely.unary_union(out) if out else shapely.geometry.Polygon()
+    if res.is_empty or not res.is_valid or res.area <= 0:
+        return geom
+    return res
+
+
+def _prepare(spec: StackSpec) -> tuple[dict[str, BaseGeometry], list[str], list[str]]:
+    """Validate, clip to the plate, simplify, and snap shapes to each other.
+
+    Shapes are processed in order (layers bottom to top, then regions); each
+    is snapped to the plate and the earlier shapes within ``cell_size/8`` so
+    that the overlay has no curve shorter than that (earlier shapes win).
+    """
+    _validate(spec)
+    plate = shapely.geometry.box(0.0, 0.0, spec.length, spec.width)
+    tol = spec.cell_size / 20.0
+    snap_tol = spec.cell_size / 8.0
+    eps = 1e-9 * max(spec.length, spec.width)
+    shapes: dict[str, BaseGeometry] = {}
+    patterned, unpatterned = [], []
+    ref_lines = plate.boundary
+    ref_points = shapely.geometry.MultiPoint(np.asarray(plate.exterior.coords))
+
+    def add(kind, name, geom, required):
+        nonlocal ref_lines, ref_points
+        s = _clip(kind, name, geom, plate, tol, required)
+        if s is None:
+            return False
+        s = _snap_shape(s, ref_lines, ref_points, snap_tol, eps)
+        shapes[name] = s
+        ref_lines = shapely.unary_union([ref_lines, s.boundary])
+        pts = [np.asarray(r.coords) for p in _polygons(s) for r in (p.exterior, *p.interiors)]
+        ref_points = shapely.unary_union([ref_points, shapely.geometry.MultiPoint(np.vstack(pts))])
+        return True
+
+    for layer in spec.layers:
+        if layer.pattern is None:
+            unpatterned.append(layer.name)
+            continue
+        add("layer", layer.name, layer.pattern, True)
+        patterned.append(layer.name)
+    for name, geom in spec.regions.items():
+        add("region", name, geom, False)
+    return shapes, patterned, unpatterned
+
+
+# ------------------------------------------------------------------- gmsh
+
+
+class _Gmsh:
+    """Context: a fresh gmsh model (initialising gmsh if needed)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        import gmsh
+
+        self.gmsh = gmsh
+        self.owner = not gmsh.isInitialized()
+        if self.owner:
+            gmsh.initialize(interruptible=False)
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add(self.name)
+        gmsh.model.setCurrent(self.name)
+        return gmsh
+
+    def __exit__(self, *exc):
+        self.gmsh.model.remove()
+        if self.owner:
+            self.gmsh.finalize()
+        return False
+
+
+def _occ_ring(gmsh, coords) -> int:
+    occ = gmsh.model.occ
+    pts = np.asarray(coords, dtype=float)[:-1] * MM  # drop the closing point
+    ptags = [occ.addPoint(x, y, 0.0) for x, y in pts[:, :2]]
+    ltags = [occ.addLine(ptags[i], ptags[(i + 1) % len(ptags)]) for i in range(len(ptags))]
+    return occ.addCurveLoop(ltags)
+
+
+def _occ_polygon(gmsh, poly) -> int:
+    poly = shapely.geometry.polygon.orient(poly)
+    loops = [_occ_ring(gmsh, poly.exterior.coords)]
+    loops += [_occ_ring(gmsh, ring.coords) for ring in poly.interiors]
+    return gmsh.model.occ.addPlaneSurface(loops)
+
+
+def _occ_plan(gmsh, length: float, width: float, shapes: dict[str, BaseGeometry]):
+    """Build the plate and fragment it by all shapes; returns {surface: names}."""
+    occ = gmsh.model.occ
+    plate = occ.addRectangle(0.0, 0.0, 0.0, length * MM, width * MM)
+    tools, owner = [], []
+    for name, geom in shapes.items():
+        for poly in _polygons(geom):
+            tools.append((2, _occ_polygon(gmsh, poly)))
+            owner.append(name)
+    names: dict[int, set[str]] = {}
+    if tools:
+        _, out_map = occ.fragment([(2, plate)], tools)
+        occ.synchronize()
+        for dt in out_map[0]:
+            names.setdefault(dt[1], set())
+        for name, children in zip(owner, out_map[1:], strict=True):
+            for dt in children:
+                names.setdefault(dt[1], set()).add(name)
+    else:
+        occ.synchronize()
+        names[plate] = set()
+    surfaces = {t for _, t in gmsh.model.getEntities(2)}
+    if surfaces != set(names):
+        raise GeometryError(f"OCC fragment gave surfaces {sorted(surfaces)} but mapped {sorted(names)}")
+    return {t: frozenset(names[t]) for t in sorted(names)}
+
+
+def plan_fragments(spec: StackSpec) -> PlanLayout:
+    """Validate the spec, clip its shapes to the plate and compute the plan fragments."""
+    shapes, patterned, unpatterned = _prepare(spec)
+    frags = []
+    with _Gmsh("femion_plan_fragments") as gmsh:
+        regions = _occ_plan(gmsh, spec.length, spec.width, shapes)
+        for tag, names in regions.items():
+            area = gmsh.model.occ.getMass(2, tag) / MM**2
+            frags.append(Fragment(tag, names, area))
+    return PlanLayout(
+        spec.length, spec.width, shapes, tuple(patterned), tuple(unpatterned), tuple(frags)
+    )
+
+
+def _plan_mesh_options(gmsh, cell_size: float, subdivide: bool) -> None:
+    h = cell_size * MM
+    opt = gmsh.option.setNumber
+    opt("Mesh.MeshSizeMax", 2 * h if subdivide else h)
+    opt("Mesh.MeshSizeMin", 0.0)
+    opt("Mesh.MeshSizeFromPoints", 0)
+    opt("Mesh.MeshSizeFromCurvature", 0)
+    opt("Mesh.MeshSizeExtendFromBoundary", 1)
+    opt("Mesh.Algorithm", 8)
+    opt("Mesh.RecombineAll", 1)
+    opt("Mesh.RecombinationAlgorithm", 1)
+    opt("Mesh.SubdivisionAlgorithm", 1 if subdivide else 0)
+    opt("Mesh.ElementOrder", 1)
+
+
+def _count_triangles(gmsh) -> int:
+    types, tags, _ = gmsh.model.mesh.getElements(2)
+    return sum(len(t) for typ, t in zip(types, tags, strict=True) if typ == 2)
+
+
+def _mesh_plan_quads(gmsh, cell_size: float) -> None:
+    """2D mesh of all surfaces, all quads.
+
+    Frontal-Delaunay for quads + blossom recombination at size ``h``; if
+    triangles remain, remesh at ``2h`` and split every cell into quads
+    (``Mesh.SubdivisionAlgorithm = 1``).
+    """
+    _plan_mesh_options(gmsh, cell_size, subdivide=False)
+    gmsh.model.mesh.generate(2)
+    if _count_triangles(gmsh):
+        gmsh.model.mesh.clear()
+        _plan_mesh_options(gmsh, cell_size, subdivide=True)
+        gmsh.model.mesh.generate(2)
+    ntri = _count_triangles(gmsh)
+    if ntri:
+        raise GeometryError(f"plan mesh still has {ntri} triangles after subdivision")
+    gmsh.model.mesh.renumberNodes()
+    gmsh.model.mesh.renumberElements()
+
+
+def _edge_name(bbox, length_mm: float, width_mm: float, eps: float) -> str | None:
+    x0, y0, _, x1, y1, _ = bbox
+    if abs(x0) < eps and abs(x1) < eps:
+        return "x_min"
+    if abs(x0 - length_mm) < eps and abs(x1 - length_mm) < eps:
+        return "x_max"
+    if abs(y0) < eps and abs(y1) < eps:
+        return "y_min"
+    if abs(y0 - width_mm) < eps and abs(y1 - width_mm) < eps:
+        return "y_max"
+    return None
+
+
+def _import(gmsh_model, comm, gdim: int, names: dict[str, int] | None):
+    """model_to_mesh on rank 0 with shared-facet ghosting; scale mm -> m."""
+    partitioner = dolfinx.mesh.create_cell_partitioner(dolfinx.mesh.GhostMode.shared_facet, 2)
+    data = dolfinx.io.gmsh.model_to_mesh(gmsh_model, comm, 0, gdim=gdim, partitioner=partitioner)
+    data.mesh.geometry.x[:] *= 1.0 / MM
+    tdim = data.mesh.topology.dim
+    data.mesh.topology.create_connectivity(tdim - 1, tdim)
+    return data
+
+
+def _run_on_root(comm, gdim: int, build):
+    """Build a gmsh model on rank 0 with ``build(gmsh) -> info`` and import it everywhere.
+
+    Errors on rank 0 are broadcast and raised on every rank (no deadlock).
+    Returns ``(MeshData, info)``.
+    """
+    if comm.rank == 0:
+        with _Gmsh(f"femion_{time.monotonic_ns()}") as gmsh:
+            try:
+                info, err = build(gmsh), None
+            except Exception as e:  # noqa: BLE001 - re-raised on every rank below
+                info, err = None, f"{type(e).__name__}: {e}"
+            comm.bcast((info, err), root=0)
+            if err is not None:
+                raise GeometryError(err)
+            return _import(gmsh.model, comm, gdim, info), info
+    info, err = comm.bcast(None, root=0)
+    if err is not None:
+        raise GeometryError(err)
+    return _import(None, comm, gdim, info), info
+
+
+def _layout_everywhere(spec: StackSpec, comm) -> PlanLayout:
+    """plan_fragments on rank 0, broadcast (errors re-raised on every rank)."""
+    layout, err = None, None
+    if comm.rank == 0:
+        try:
+            layout = plan_fragments(spec)
+        except GeometryError as e:
+            err = str(e)
+    layout, err = comm.bcast((layout, err), root=0)
+    if err is not None:
+        raise GeometryError(err)
+    return layout
+
+
+def build_plan_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> PlanMesh:
+    """2D all-quadrilateral plan mesh of the plate (metres), one cell tag per fragment."""
+    layout = _layout_everywhere(spec, comm)
+
+    def build(gmsh):
+        L, W = spec.length * MM, spec.width * MM
+        regions = _occ_plan(gmsh, spec.length, spec.width, layout.shapes)
+        model = gmsh.model
+        _mesh_plan_quads(gmsh, spec.cell_size)
+        names: dict[str, int] = {}
+        frag_regions: dict[int, frozenset[str]] = {}
+        for k, (surf, nm) in enumerate(regions.items(), start=1):
+            model.addPhysicalGroup(2, [surf], k, name=f"fragment_{k}")
+            names[f"fragment_{k}"] = k
+            frag_regions[k] = nm
+        surf_to_k = {s: k for k, s in enumerate(regions, start=1)}
+        eps = 1e-6 * max(L, W)
+        edges: dict[str, list[int]] = {}
+        pairs: dict[tuple[int, int], list[int]] = {}
+        for _, c in model.getEntities(1):
+            up, _ = model.getAdjacencies(1, c)
+            if len(up) == 1:
+                nm = _edge_name(model.getBoundingBox(1, c), L, W, eps)
+                if nm is None:
+                    raise GeometryError(f"boundary curve {c} is not on a plate edge")
+                edges.setdefault(nm, []).append(c)
+            elif len(up) == 2:
+                a, b = sorted(surf_to_k[s] for s in up)
+                pairs.setdefault((a, b), []).append(c)
+        for nm, tag in _EDGE_TAGS.items():
+            if nm in edges:
+                model.addPhysicalGroup(1, edges[nm], tag, name=nm)
+                names[nm] = tag
+        for i, ((a, b), curves) in enumerate(sorted(pairs.items())):
+            nm = f"fragment_{a}|fragment_{b}"
+            model.addPhysicalGroup(1, curves, 100 + i, name=nm)
+            names[nm] = 100 + i
+        if msh_path is not None:
+            gmsh.write(str(msh_path))
+        info = (names, frag_regions)
+        return info
+
+    data, (names, frag_regions) = _run_on_root(comm, 2, build)
+    return PlanMesh(data.mesh, data.cell_tags, data.facet_tags, frag_regions, names, layout)
+
+
+def _present(layout: PlanLayout, layer: str, names: frozenset[str]) -> bool:
+    return layer in layout.unpatterned or layer in names
+
+
+def _plan_arrays(gmsh, spec: StackSpec, layout: PlanLayout):
+    """Mesh the plan (current gmsh model) and return it as arrays (mm).
+
+    Returns ``(x, quads, regions, sides)``: node coordinates ``(N, 2)``,
+    per fragment surface the quads as ``(m, 4)`` node indices, the
+    fragment names, and per plate edge the boundary segments ``(m, 2)``.
+    """
+    L, W = spec.length * MM, spec.width * MM
+    regions = _occ_plan(gmsh, spec.length, spec.width, layout.shapes)
+    _mesh_plan_quads(gmsh, spec.cell_size)
+    model = gmsh.model
+    tags, coords, _ = model.mesh.getNodes()
+    order = np.argsort(tags)
+    tags = tags[order]
+    x = coords.reshape(-1, 3)[order, :2]
+    index = np.full(int(tags.max()) + 1, -1, dtype=np.int64)
+    index[tags] = np.arange(len(tags))
+    quads = {}
+    for surf in regions:
+        _, ntags = model.mesh.getElementsByType(3, surf)
+        quads[surf] = index[np.asarray(ntags, dtype=np.int64)].reshape(-1, 4)
+    eps = 1e-6 * max(L, W)
+    sides: dict[str, list[np.ndarray]] = {}
+    for _, c in model.getEntities(1):
+        up, _ = model.getAdjacencies(1, c)
+        if len(up) != 1:
+            continue
+        nm = _edge_name(model.getBoundingBox(1, c), L, W, eps)
+        if nm is None:
+            raise GeometryError(f"boundary curve {c} is not on a plate edge")
+        _, ntags = model.mesh.getElementsByType(1, c)
+        sides.setdefault(nm, []).append(index[np.asarray(ntags, dtype=np.int64)].reshape(-1, 2))
+    return x, quads, regions, {k: np.vstack(v) for k, v in sides.items()}
+
+
+def build_stack_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> StackMesh:
+    """3D hexahedral stack mesh: the quad plan mesh extruded layer by layer (metres).
+
+    The plan mesh is generated by gmsh; its extrusion (``layer.elements``
+    hexahedra through each layer) is built node by node into a discrete gmsh
+    model carrying the physical groups, which is then imported.
+    """
+    layout = _layout_everywhere(spec, comm)
+    zs = layer_z(spec)
+
+    def build(gmsh):
+        x2, quads, regions, sides = _plan_arrays(gmsh, spec, layout)
+        gmsh.model.remove()
+        gmsh.model.add(f"femion_stack_{time.monotonic_ns()}")
+        model = gmsh.model
+        nn = len(x2)
+        # z levels (mm): every element boundary through every layer
+        levels = [0.0]
+        layer_top_level = []
+        for layer in spec.layers:
+            z0, z1 = zs[layer.name]
+            n = int(layer.elements)
+            levels += [(z0 + (z1 - z0) * (k + 1) / n) * MM for k in range(n)]
+            layer_top_level.append(len(levels) - 1)
+        levels = np.asarray(levels)
+        levels[[0] + layer_top_level] = [0.0] + [zs[l.name][1] * MM for l in spec.layers]
+        nl = len(levels)
+        X = np.empty((nl * nn, 3))
+        for k, z in enumerate(levels):
+            X[k * nn:(k + 1) * nn, :2] = x2
+            X[k * nn:(k + 1) * nn, 2] = z
+        node_tags = np.arange(1, nl * nn + 1)
+
+        def nodes(level, conn):
+            return conn + level * nn + 1  # gmsh node tags
+
+        entity = [0]
+
+        def add_group(dim, elem_type, conns, name, tag):
+            entity[0] += 1
+            ent = model.addDiscreteEntity(dim, entity[0])
+            if entity[0] == 1 and dim == 3:
+                model.mesh.addNodes(3, ent, node_tags, X.ravel())
+            model.mesh.addElementsByType(ent, elem_type, [], np.vstack(conns).ravel())
+            model.addPhysicalGroup(dim, [ent], tag, name=name)
+
+        names: dict[str, int] = {}
+        frag = list(regions)
+        tag = 1
+        lev = 0
+        for li, layer in enumerate(spec.layers):
+            groups = {layer.name: [], f"{layer.name}_absent": []}
+            for s in frag:
+                key = layer.name if _present(layout, layer.name, regions[s]) else f"{layer.name}_absent"
+                q = quads[s]
+                for k in range(lev, layer_top_level[li]):
+                    groups[key].append(np.hstack([nodes(k, q), nodes(k + 1, q)]))
+            lev = layer_top_level[li]
+            for nm, conns in groups.items():
+                if conns:
+                    add_group(3, 5, conns, nm, tag)  # the first one also holds the nodes
+                    names[nm] = tag
+                    tag += 1
+        allq = np.vstack([quads[s] for s in frag])
+        fgroups: dict[str, list[np.ndarray]] = {
+            "bottom": [nodes(0, allq)],
+            "top": [nodes(nl - 1, allq)],
+        }
+        for li in range(len(spec.layers) - 1):
+            lo, up = spec.layers[li].name, spec.layers[li + 1].name
+            conns = [
+                nodes(layer_top_level[li], quads[s]) for s in frag
+                if _present(layout, lo, regions[s]) and _present(layout, up, regions[s])
+            ]
+            fgroups[f"{lo}|{up}"] = conns
+        for nm in _EDGE_TAGS:
+            if nm in sides:
+                e = sides[nm]
+                fgroups[nm] = [
+                    np.column_stack([nodes(k, e[:, 0]), nodes(k, e[:, 1]),
+                                     nodes(k + 1, e[:, 1]), nodes(k + 1, e[:, 0])])
+                    for k in range(nl - 1)
+                ]
+        ftag = 1
+        for nm, conns in fgroups.items():
+            if conns:
+                add_group(2, 3, conns, nm, ftag)
+                names[nm] = ftag
+                ftag += 1
+        if msh_path is not None:
+            gmsh.write(str(msh_path))
+        info = names
+        return info
+
+    data, names = _run_on_root(comm, 3, build)
+    return StackMesh(data.mesh, data.cell_tags, data.facet_tags, names, zs, layout)
+
+
+# ----------------------------------------------------------------- section
+
+
+def _section_intervals(spec: StackSpec, layout: PlanLayout, y: float):
+    """x-intervals of the section line and the names containing each one."""
+    line = shapely.geometry.LineString([(0.0, y), (spec.length, y)])
+    xs = {0.0, spec.length}
+    for geom in layout.shapes.values():
+        inter = line.intersection(geom)
+        for g in getattr(inter, "geoms", [inter]):
+            if g.is_empty:
+                continue
+            for xx, _ in np.asarray(g.coords) if g.geom_type != "Point" else [(g.x, g.y)]:
+                xs.add(min(max(float(xx), 0.0), spec.length))
+    xs = sorted(xs)
+    merge = 1e-6 * spec.cell_size
+    pts = [xs[0]]
+    for x in xs[1:]:
+        if x - pts[-1] > merge:
+            pts.append(x)
+    pts[-1] = spec.length
+    out = []
+    for a, b in zip(pts[:-1], pts[1:], strict=True):
+        mid = shapely.geometry.Point(0.5 * (a + b), y)
+        names = frozenset(n for n, g in layout.shapes.items() if g.contains(mid))
+        out.append((a, b, names))
+    return tuple(out)
+
+
+def build_section_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> StackMesh:
+    """2D structured quad mesh of the x-z cross-section at ``y = section_y`` (metres).
+
+    The mesh's coordinates are ``(x, z)``.
+    """
+    layout = _layout_everywhere(spec, comm)
+    y = spec.width / 2 if spec.section_y is None else spec.section_y
+    intervals = _section_intervals(spec, layout, y)
+    zs = layer_z(spec)
+
+    def build(gmsh):
+        geo, model = gmsh.model.geo, gmsh.model
+        xb = [a for a, _, _ in intervals] + [intervals[-1][1]]
+        zb = [0.0] + [zs[l.name][1] for l in spec.layers]
+        nx, nz = len(xb), len(zb)
+        P = [[geo.addPoint(x * MM, z * MM, 0.0) for z in zb] for x in xb]
+        # horizontal lines h[i][j]: (x_i, z_j) -> (x_i+1, z_j); vertical v[i][j]: z_j -> z_j+1
+        h = [[geo.addLine(P[i][j], P[i + 1][j]) for j in range(nz)] for i in range(nx - 1)]
+        v = [[geo.addLine(P[i][j], P[i][j + 1]) for j in range(nz - 1)] for i in range(nx)]
+        S = []
+        for i in range(nx - 1):
+            col = []
+            for j in range(nz - 1):
+                loop = geo.addCurveLoop([h[i][j], v[i + 1][j], -h[i][j + 1], -v[i][j]])
+                col.append(geo.addPlaneSurface([loop]))
+            S.append(col)
+        geo.synchronize()
+        hmm = spec.cell_size * MM
+        for i in range(nx - 1):
+            n = max(1, int(round((xb[i + 1] - xb[i]) * MM / hmm)))
+            for j in range(nz):
+                model.mesh.setTransfiniteCurve(h[i][j], n + 1)
+        for j, layer in enumerate(spec.layers):
+            for i in range(nx):
+                model.mesh.setTransfiniteCurve(v[i][j], int(layer.elements) + 1)
+        for col in S:
+            for s in col:
+                model.mesh.setTransfiniteSurface(s)
+                model.mesh.setRecombine(2, s)
+        model.mesh.generate(2)
+        if _count_triangles(gmsh):
+            raise GeometryError("section mesh has triangles")
+        names: dict[str, int] = {}
+        tag = 1
+        for j, layer in enumerate(spec.layers):
+            pres = [S[i][j] for i in range(nx - 1) if _present(layout, layer.name, intervals[i][2])]
+            absn = [S[i][j] for i in range(nx - 1) if not _present(layout, layer.name, intervals[i][2])]
+            for nm, group in ((layer.name, pres), (f"{layer.name}_absent", absn)):
+                if group:
+                    model.addPhysicalGroup(2, group, tag, name=nm)
+                    names[nm] = tag
+                    tag += 1
+        groups = {
+            "bottom": [h[i][0] for i in range(nx - 1)],
+            "top": [h[i][nz - 1] for i in range(nx - 1)],
+            "x_min": list(v[0]),
+            "x_max": list(v[nx - 1]),
+        }
+        for j in range(len(spec.layers) - 1):
+            lo, up = spec.layers[j].name, spec.layers[j + 1].name
+            groups[f"{lo}|{up}"] = [
+                h[i][j + 1] for i in range(nx - 1)
+                if _present(layout, lo, intervals[i][2]) and _present(layout, up, intervals[i][2])
+            ]
+        ftag = 1
+        for nm, curves in groups.items():
+            if curves:
+                model.addPhysicalGroup(1, curves, ftag, name=nm)
+                names[nm] = ftag
+                ftag += 1
+        if msh_path is not None:
+            gmsh.write(str(msh_path))
+        info = names
+        return info
+
+    data, names = _run_on_root(comm, 2, build)
+    return StackMesh(data.mesh, data.cell_tags, data.facet_tags, names, zs, layout, intervals)
+
+
+# ---------------------------------------------------------------- "2" track
+
+
+def two_track_pattern(
+    length: float,
+    width: float,
+    track_width: float,
+    cell_size: float | None = None,
+    margin: float | None = None,
+    height: float | None = None,
+) -> TwoTrack:
+    """The digit "2" as a conductor track of width ``track_width`` (metres).
+
+    Centreline: a top arc (from the left, over the top, clockwise) leaving
+    tangentially into a diagonal down to the bottom-left corner, then a
+    bottom bar to the right.  The digit reads upright with x horizontal,
+    spans ``height`` in y (default: the plate width minus margins) and is
+    centred in x.  ``start_pad``/``end_pad`` are rectangles covering the
+    start (left end of the arc) and the end (right end of the bar),
+    overlapping the track by one track width.
+    """
+    tw = float(track_width)
+    if not tw > 0:
+        raise GeometryError(f"two_track_pattern: track_width must be > 0, got {tw}")
+    margin = 0.1 * width if margin is None else float(margin)
+    hc = (width - 2 * margin - tw) if height is None else float(height) - tw  # centreline height
+    if hc <= 2 * tw:
+        raise GeometryError(
+            f"two_track_pattern: the plate width {width} m leaves no room for a track "
+            f"{tw} m wide with margin {margin} m"
+        )
+    seg = (cell_size if cell_size is not None else tw / 2) / 2  # target segment length
+    r = 0.3 * hc
+    wc = 2 * r  # centreline width
+    x0 = 0.5 * (length - wc)
+    y0 = 0.5 * (width - hc)
+    if x0 - 0.75 * tw < 0 or x0 + wc + 0.5 * tw + tw > length:
+        raise GeometryError(f"two_track_pattern: a {wc + tw} m wide digit does not fit in length {length} m")
+    cx, cy = x0 + r, y0 + hc - r
+    # tangent point from the bottom-left corner (x0, y0) to the circle, right side
+    dx, dy = x0 - cx, y0 - cy
+    d = math.hypot(dx, dy)
+    phi = math.atan2(dy, dx)
+    theta_end = phi + math.acos(r / d)
+    theta_start = math.pi
+    sweep = theta_start - theta_end  # clockwise sweep (positive)
+    n_arc = max(8, int(math.ceil(sweep * r / seg)))
+    th = np.linspace(theta_start, theta_end, n_arc + 1)
+    arc = np.column_stack([cx + r * np.cos(th), cy + r * np.sin(th)])
+    bar_end = (x0 + wc, y0)
+    centre = shapely.geometry.LineString(np.vstack([arc, [(x0, y0)], [bar_end]]))
+    quad_segs = max(2, int(math.ceil((math.pi / 2) * (tw / 2) / seg)))
+    poly = centre.buffer(tw / 2, quad_segs=quad_segs, cap_style="flat", join_style="round")
+    tol = (cell_size if cell_size is not None else tw / 2) / 20
+    poly = poly.simplify(tol, preserve_topology=True)
+    poly = poly.simplify(tol, preserve_topology=True)  # DP is not always idempotent
+    if poly.geom_type != "Polygon":
+        raise GeometryError("two_track_pattern: the track is not one connected polygon")
+
+    def pad(end, outward):
+        ux, uy = outward
+        vx, vy = -uy, ux
+        a0, a1, c = -1.0 * tw, 0.5 * tw, 0.75 * tw
+        ex, ey = end
+        corners = [
+            (ex + a * ux + s * vx, ey + a * uy + s * vy)
+            for a, s in ((a0, -c), (a1, -c), (a1, c), (a0, c))
+        ]
+        return shapely.geometry.Polygon(corners)
+
+    start_pad = pad(tuple(arc[0]), (0.0, -1.0))  # the arc starts going up: outward is -y
+    end_pad = pad(bar_end, (1.0, 0.0))
+    return TwoTrack(poly, start_pad, end_pad, centre)

@@ -1,0 +1,218 @@
+"""The results directory: a public contract that later stages add to, never rename.
+
+Layout of ``<out>/``::
+
+    case.yaml        the resolved case, every quantity in SI with its unit
+    summary.json     SI scalars (resistance_ohm, current_A, voltage_V, joule_power_W,
+                     max_B_interface_T, layer_z_m, plate_m, ...), versions, MPI size, wall time
+    sheets.npz       the sheet currents (panels, K, z) that B is computed from
+    fields/*.bp      VTX (ADIOS2) files for ParaView, one per field
+    fields/*.vtkhdf  the same fields for pyvista / dolfinx (one field per file)
+    figures/*.png    off-screen renderings
+
+A run writes into ``<out>.partial-<pid>`` and renames it to ``<out>`` only once
+everything is written, so a failed run leaves no half-written results.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ._dolfinx import MPI, dolfinx
+from .magnetic import SheetCurrent, magnetic_flux_density
+
+
+class OutputError(RuntimeError):
+    """The output directory cannot be written or read."""
+
+
+# ------------------------------------------------------------------ writing
+
+
+class ResultWriter:
+    """Collective writer of one run's directory (see module doc)."""
+
+    def __init__(self, out: str | Path, comm: MPI.Comm):
+        self.final = Path(out).resolve()
+        self.comm = comm
+        path = None
+        if comm.rank == 0:
+            if self.final.exists() and any(self.final.iterdir()) and not (self.final / "summary.json").exists():
+                path = OutputError(f"{self.final} exists and is not a femion result directory; refusing to overwrite it")
+            else:
+                path = self.final.with_name(f"{self.final.name}.partial-{__import__('os').getpid()}")
+                shutil.rmtree(path, ignore_errors=True)
+                (path / "fields").mkdir(parents=True)
+                (path / "figures").mkdir()
+        path = comm.bcast(path, root=0)
+        if isinstance(path, Exception):
+            raise path
+        self.path = Path(path)
+
+    # -- files written by rank 0
+    def write_text(self, name: str, text: str) -> None:
+        if self.comm.rank == 0:
+            (self.path / name).write_text(text)
+
+    def write_json(self, name: str, data: dict) -> None:
+        self.write_text(name, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+    def write_sheets(self, sheets: list[tuple[str, SheetCurrent]], external_field) -> None:
+        if self.comm.rank != 0:
+            return
+        arrays = {"names": np.array([n for n, _ in sheets]), "external_field": np.asarray(external_field, float)}
+        for i, (_, s) in enumerate(sheets):
+            arrays[f"vertices_{i}"] = s.vertices
+            arrays[f"sheet_current_{i}"] = s.sheet_current
+            arrays[f"z_{i}"] = np.array(s.z)
+        np.savez_compressed(self.path / "sheets.npz", **arrays)
+
+    # -- fields written collectively
+    def write_function(self, u: "dolfinx.fem.Function", name: str, formats=("vtx", "vtkhdf"), time: float = 0.0) -> None:
+        """Write a P1 (point data) or DG0 (cell data) function under ``fields/<name>``."""
+        if "vtx" in formats:
+            with dolfinx.io.VTXWriter(self.comm, self.path / "fields" / f"{name}.bp", [u], engine="BP4") as vtx:
+                vtx.write(time)
+        if "vtkhdf" in formats:
+            msh = u.function_space.mesh
+            fname = self.path / "fields" / f"{name}.vtkhdf"
+            dolfinx.io.vtkhdf.write_mesh(fname, msh)
+            bs = u.function_space.dofmap.index_map_bs
+            degree = u.function_space.ufl_element().embedded_superdegree
+            values = u.x.array.reshape(-1, bs)
+            if degree == 0:
+                ncell = msh.topology.index_map(msh.topology.dim).size_local
+                cells = np.arange(ncell, dtype=np.int32)
+                data = values[u.function_space.dofmap.list[cells, 0]]
+                dolfinx.io.vtkhdf.write_cell_data(fname, msh, _pad3(data).ravel(), time)
+            else:
+                data = _at_geometry_nodes(u)
+                dolfinx.io.vtkhdf.write_point_data(fname, msh, _pad3(data).ravel() if bs > 1 else data.ravel(), time)
+
+    def commit(self) -> Path:
+        """Move the finished directory into place (replacing an earlier result)."""
+        self.comm.barrier()
+        if self.comm.rank == 0:
+            if self.final.exists():
+                shutil.rmtree(self.final)
+            self.path.rename(self.final)
+        self.comm.barrier()
+        self.path = self.final
+        return self.final
+
+    def abandon(self) -> None:
+        if self.comm.rank == 0:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _pad3(values: np.ndarray) -> np.ndarray:
+    """VTK vectors have 3 components: pad 2D (x, y) vectors with z = 0."""
+    if values.ndim == 2 and values.shape[1] == 2:
+        return np.c_[values, np.zeros(len(values))]
+    return values
+
+
+def _at_geometry_nodes(u) -> np.ndarray:
+    """Values of a P1 function at the mesh's owned geometry nodes (first-order meshes)."""
+    V = u.function_space
+    msh = V.mesh
+    bs = V.dofmap.index_map_bs
+    nnode = msh.geometry.index_map().size_local + msh.geometry.index_map().num_ghosts
+    out = np.zeros((nnode, bs))
+    xdofs = msh.geometry.dofmap
+    udofs = V.dofmap.list
+    out[xdofs.ravel()] = u.x.array.reshape(-1, bs)[udofs.ravel()]
+    return out[: msh.geometry.index_map().size_local]
+
+
+# ------------------------------------------------------------------ reading
+
+
+class Result:
+    """A finished run directory, read back for analysis (``femion.open_result``)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        summary = self.path / "summary.json"
+        if not summary.is_file():
+            raise OutputError(f"{self.path} is not a femion result directory (no summary.json)")
+        self.summary: dict = json.loads(summary.read_text())
+
+    @property
+    def plate_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((x_min, x_max), (y_min, y_max)) of the plate, m."""
+        (x0, x1), (y0, y1) = self.summary["plate_m"]
+        return (x0, x1), (y0, y1)
+
+    @property
+    def layer_z(self) -> dict[str, tuple[float, float]]:
+        return {k: tuple(v) for k, v in self.summary["layer_z_m"].items()}
+
+    def sheets(self) -> tuple[list[SheetCurrent], np.ndarray]:
+        data = np.load(self.path / "sheets.npz")
+        n = len(data["names"])
+        sheets = [
+            SheetCurrent(vertices=data[f"vertices_{i}"], sheet_current=data[f"sheet_current_{i}"], z=float(data[f"z_{i}"]))
+            for i in range(n)
+        ]
+        return sheets, data["external_field"]
+
+    def probe(self, name: str, points, time: float | None = None) -> np.ndarray:
+        """SI values of field ``name`` at ``points`` ((N, 3) array, m).
+
+        ``B`` (T, (N, 3)) is evaluated from the stored sheet currents by the same
+        analytic Biot–Savart integration as the run, anywhere off the sheets.
+        ``phi_s`` (V, (N,)) is the potential of the conductor sheet at or below each
+        point (the oxide's electrons come from the conductor beneath it).
+        """
+        pts = np.atleast_2d(np.asarray(points, dtype=float))
+        if pts.shape[1] != 3:
+            raise ValueError(f"points must be an (N, 3) array in metres, got shape {pts.shape}")
+        if time is not None and not self.summary.get("times_s"):
+            raise ValueError("this result is steady (no time series); call probe without time")
+        if name == "B":
+            sheets, external = self.sheets()
+            return magnetic_flux_density(sheets, pts, external_field=external)
+        if name == "phi_s":
+            return self._probe_phi_s(pts)
+        raise KeyError(f"unknown field {name!r}; available: {', '.join(self.fields())}")
+
+    def fields(self) -> list[str]:
+        return ["B", "phi_s"]
+
+    def _probe_phi_s(self, pts: np.ndarray) -> np.ndarray:
+        import pyvista as pv
+
+        planes = {c: self.summary["layer_z_m"][c] for c in self.summary["conductors"]}
+        if not planes:
+            raise ValueError("this result has no driven conductor, so no phi_s")
+
+        def conductor_for(z: float) -> str:
+            below = [c for c, (z0, _) in planes.items() if z0 - 1e-12 <= z]
+            return max(below, key=lambda c: planes[c][0]) if below else min(planes, key=lambda c: planes[c][0])
+
+        owner = np.array([conductor_for(z) for z in pts[:, 2]])
+        out = np.empty(len(pts))
+        for cond in planes:
+            idx = np.flatnonzero(owner == cond)
+            if idx.size == 0:
+                continue
+            grid = pv.read(self.path / "fields" / f"phi_s_{cond}.vtkhdf")
+            sampled = pv.PolyData(np.c_[pts[idx, :2], np.zeros(idx.size)]).sample(grid)
+            valid = sampled["vtkValidPointMask"].astype(bool)
+            if not valid.all():
+                bad = idx[~valid]
+                raise ValueError(
+                    f"{bad.size} point(s) lie outside conductor {cond} in plan (first: {pts[bad[0]].tolist()} m)"
+                )
+            out[idx] = sampled["u"]
+        return out
+
+
+def open_result(path: str | Path) -> Result:
+    """Open a finished run directory for probing (see :class:`Result`)."""
+    return Result(path)

@@ -1,0 +1,154 @@
+"""Off-screen pictures of results and meshes (pyvista; rank 0 only).
+
+Figures are rendered from the files of a results directory, so ``femion plot``
+can redraw them later. Lengths are shown in millimetres, fields in the units
+named on their colour bars.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+MM = 1e3  # metres → millimetres for display
+WINDOW = (1400, 700)
+
+
+def _pv():
+    import pyvista as pv
+
+    pv.OFF_SCREEN = True
+    return pv
+
+
+def _read(path: Path):
+    pv = _pv()
+    grid = pv.read(path)
+    grid.points = grid.points * MM
+    return grid
+
+
+def _thin(points, vectors, n_max: int = 500):
+    """A point cloud of about ``n_max`` of ``points`` (evenly spread on a grid) with ``vectors``."""
+    pv = _pv()
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    span = np.maximum(hi - lo, 1e-30)
+    area = span[0] * span[1]
+    h = np.sqrt(area / n_max)
+    key = np.floor((points[:, :2] - lo[:2]) / h).astype(np.int64)
+    _, first = np.unique(key[:, 0] * 10**9 + key[:, 1], return_index=True)
+    cloud = pv.PolyData(points[first])
+    cloud["u"] = vectors[first]
+    return cloud, h
+
+
+def _plotter(title: str):
+    pv = _pv()
+    pl = pv.Plotter(off_screen=True, window_size=WINDOW)
+    pl.set_background("white")
+    pl.add_text(title, font_size=11, color="black")
+    return pl
+
+
+def _finish(pl, path: Path, bounds_mm) -> Path:
+    pl.view_xy()
+    pl.show_bounds(xtitle="x (mm)", ytitle="y (mm)", color="black", location="outer", bounds=bounds_mm)
+    pl.camera.zoom(1.15)
+    pl.screenshot(str(path))
+    pl.close()
+    return path
+
+
+def plot_potential_and_current(phi_file: Path, k_file: Path, out: Path, conductor: str, plate_mm) -> Path:
+    """φ_s colour map with sheet-current arrows (direction and relative size of K)."""
+    phi = _read(phi_file)
+    K = _read(k_file)
+    pl = _plotter(f"{conductor}: potential phi_s (V) and sheet current K")
+    pl.add_mesh(phi, scalars="u", cmap="viridis", scalar_bar_args={"title": "phi_s (V)", "color": "black"})
+    centres = K.cell_centers()
+    arrows, spacing = _thin(centres.points, np.asarray(centres["u"]))
+    kmag = np.linalg.norm(arrows["u"], axis=1)
+    if kmag.max() > 0:
+        arrows["dir"] = arrows["u"] / kmag.max()
+        glyphs = arrows.glyph(orient="dir", scale="dir", factor=0.9 * spacing)
+        pl.add_mesh(glyphs, color="white", show_scalar_bar=False)
+    bounds = (0, plate_mm[0], 0, plate_mm[1], 0, 0)
+    return _finish(pl, out, bounds)
+
+
+def plot_interface_field(b_file: Path, out: Path, z_m: float, plate_mm) -> Path:
+    """|B| on the interface (µT) with arrows of its in-plane direction."""
+    B = _read(b_file)
+    B["|B| (uT)"] = np.linalg.norm(B["u"], axis=1) * 1e6
+    pl = _plotter(f"|B| and in-plane direction of B at the interface, z = {z_m * 1e6:.3g} um")
+    pl.add_mesh(B, scalars="|B| (uT)", cmap="magma", scalar_bar_args={"title": "|B| (uT)", "color": "black"})
+    bt = np.asarray(B["u"]).copy()
+    bt[:, 2] = 0.0
+    pts, spacing = _thin(B.points, bt)
+    mag = np.linalg.norm(pts["u"], axis=1)
+    if mag.max() > 0:
+        pts["dir"] = pts["u"] / np.where(mag > 0, mag, 1.0)[:, None]
+        pl.add_mesh(pts.glyph(orient="dir", scale=False, factor=0.8 * spacing), color="cyan", show_scalar_bar=False)
+    return _finish(pl, out, (0, plate_mm[0], 0, plate_mm[1], 0, 0))
+
+
+def render_result(path: str | Path) -> list[Path]:
+    """Draw every standard figure of a results directory into ``figures/``."""
+    path = Path(path)
+    summary = json.loads((path / "summary.json").read_text())
+    (x0, x1), (y0, y1) = summary["plate_m"]
+    plate_mm = ((x1 - x0) * MM, (y1 - y0) * MM)
+    figs = path / "figures"
+    figs.mkdir(exist_ok=True)
+    written = []
+    for cond in summary["conductors"]:
+        phi, K = path / "fields" / f"phi_s_{cond}.vtkhdf", path / "fields" / f"K_{cond}.vtkhdf"
+        if phi.exists() and K.exists():
+            written.append(plot_potential_and_current(phi, K, figs / f"phi_s_{cond}.png", cond, plate_mm))
+    b = path / "fields" / "B_interface.vtkhdf"
+    if b.exists():
+        written.append(plot_interface_field(b, figs / "B_interface.png", summary["interface"]["z_m"], plate_mm))
+    return written
+
+
+def render_mesh(plan_msh: Path, stack_msh: Path | None, out: Path, layer_z: dict[str, tuple[float, float]]) -> Path:
+    """Picture of a plan mesh (regions coloured) and, if given, the layer stack.
+
+    The stack's thicknesses span 200 nm to 1 mm, so it is drawn with every layer
+    the same visual height (not to scale), labelled by name.
+    """
+    pv = _pv()
+    plan = pv.read(plan_msh)
+    plan.points = plan.points * MM
+    shape = (1, 2) if stack_msh is not None else (1, 1)
+    pl = pv.Plotter(off_screen=True, window_size=(1600, 700), shape=shape)
+    pl.set_background("white")
+    pl.subplot(0, 0)
+    pl.add_text("plan mesh (regions coloured), mm", font_size=10, color="black")
+    scalars = "gmsh:physical" if "gmsh:physical" in plan.cell_data else None
+    pl.add_mesh(plan, scalars=scalars, show_edges=True, cmap="tab20", show_scalar_bar=False)
+    pl.view_xy()
+    if stack_msh is not None:
+        pl.subplot(0, 1)
+        stack = pv.read(stack_msh)
+        names = list(layer_z)
+        zb = np.array([layer_z[n][0] for n in names] + [layer_z[names[-1]][1]])
+        span = plan.bounds[1] - plan.bounds[0]
+        # Each layer gets an equal share of a stack drawn span/4 tall.
+        zvis = np.interp(stack.points[:, 2], zb, np.linspace(0, span / 4, len(zb)) / MM)
+        stack.points = np.c_[stack.points[:, :2], zvis] * MM
+        pl.add_text("layer stack (each layer drawn equally thick)", font_size=10, color="black")
+        pl.add_mesh(stack, scalars="gmsh:physical" if "gmsh:physical" in stack.cell_data else None,
+                    show_edges=True, cmap="tab20", show_scalar_bar=False)
+        for i, n in enumerate(names):
+            pl.add_point_labels([[plan.bounds[1] * 1.02, 0, (i + 0.5) * span / 4 / len(names)]], [n],
+                                font_size=10, text_color="black", shape=None, show_points=False)
+        pl.view_isometric()
+    pl.screenshot(str(out))
+    pl.close()
+    return out

@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests marked ``mpi`` also run under ``mpiexec -n 2 pytest -m mpi``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "cases"
+
+
+@pytest.fixture(scope="session")
+def comm():
+    from femion._dolfinx import MPI
+
+    return MPI.COMM_WORLD
+
+
+@pytest.fixture
+def shared_tmp(comm):
+    """One temporary directory shared by all MPI ranks (rank 0 makes and removes it)."""
+    path = tempfile.mkdtemp(prefix="femion-test-") if comm.rank == 0 else None
+    path = Path(comm.bcast(path, root=0))
+    yield path
+    comm.barrier()
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
