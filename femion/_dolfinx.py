@@ -25,4 +25,10 @@ from petsc4py import PETSc  # noqa: E402
 
 WHEEL = dolfinx_solver is not None
 
-__all__ = ["MPI", "PETSc", "WHEEL", "dolfinx", "ufl"]
+__all__ = ["MPI", "PETSc", "WHEEL", "dolfinx", "geometry_dofmap", "ufl"]
+
+
+def geometry_dofmap(msh):
+    """(num_cells, nodes_per_cell) geometry dofmap; ``dofmaps[0]`` from 0.11, ``dofmap`` before."""
+    geom = msh.geometry
+    return geom.dofmaps[0] if hasattr(type(geom), "dofmaps") else geom.dofmap

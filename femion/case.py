@@ -104,10 +104,16 @@ class Strip(_Model):
 
 
 class TwoTrack(_Model):
-    """The digit "2" drawn as a conducting track of width ``track_width``."""
+    """The digit "2" drawn as a conducting track of width ``track_width``.
+
+    With ``pad: start`` or ``pad: end`` the shape is instead the contact pad
+    covering that end of the track (start = the free end of the top arc,
+    end = the right end of the bottom bar).
+    """
 
     track_width: PositiveLength
     margin: Length = 2e-3
+    pad: Literal["start", "end"] | None = None
 
 
 SHAPE_KINDS = ("rectangle", "polygon", "circle", "strip", "two_track")

@@ -72,16 +72,22 @@ def cmd_mesh(args, comm) -> int:
     else:
         stack_msh = out / f"{case.name}_section.msh"
         stack = geometry.build_section_mesh(spec, comm, msh_path=stack_msh)
+    from .output import write_tagged_mesh
+
+    plan_vtk = write_tagged_mesh(out / f"{case.name}_plan.vtkhdf", plan_mesh.mesh, plan_mesh.cell_tags)
+    stack_vtk = write_tagged_mesh(stack_msh.with_suffix(".vtkhdf"), stack.mesh, stack.cell_tags)
     ncell = stack.mesh.topology.index_map(stack.mesh.topology.dim).size_global
     nplan = plan_mesh.mesh.topology.index_map(2).size_global
+    comm.barrier()
     if comm.rank == 0:
         from .visualisation import render_mesh
 
-        png = render_mesh(plan_msh, stack_msh if case.mesh.dimension == 3 else None, out / f"{case.name}_mesh.png",
-                          case.layer_z())
+        png = render_mesh(plan_vtk, stack_vtk, out / f"{case.name}_mesh.png", case.layer_z(),
+                          section=case.mesh.dimension == 2)
         print(f"plan mesh: {nplan} cells -> {plan_msh}")
         print(f"{'3D stack' if case.mesh.dimension == 3 else '2D section'}: {ncell} cells -> {stack_msh}")
         print(f"picture: {png}")
+    comm.barrier()  # the picture exists for every rank once mesh returns
     return 0
 
 
@@ -93,6 +99,7 @@ def cmd_plot(args, comm) -> int:
     if comm.rank == 0:
         for p in render_result(args.result):
             print(p)
+    comm.barrier()
     return 0
 
 

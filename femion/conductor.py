@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from ._dolfinx import MPI, PETSc, dolfinx, ufl
+from ._dolfinx import MPI, PETSc, dolfinx, geometry_dofmap, ufl
 from .magnetic import SheetCurrent
 from .plan import points_in
 
@@ -73,7 +73,7 @@ class SheetSolution:
         msh = self.mesh
         num_owned = msh.topology.index_map(2).size_local
         cells = np.arange(num_owned, dtype=np.int32)
-        xdofs = msh.geometry.dofmap[cells]
+        xdofs = geometry_dofmap(msh)[cells]
         if msh.topology.cell_type == dolfinx.mesh.CellType.quadrilateral:
             xdofs = xdofs[:, [0, 1, 3, 2]]  # dolfinx quads are tensor-ordered; panels go round
         verts = msh.geometry.x[xdofs][:, :, :2]

@@ -438,7 +438,7 @@ def magnetic_flux_density(
     external_field=(0.0, 0.0, 0.0),
     near_factor: float = 4.0,
     method: str = "auto",
-    fmm_eps: float = 1e-10,
+    fmm_eps: float = 1e-8,
     quad_order: int = 3,
 ) -> np.ndarray:
     """B (T) at targets (N,3) from all sheets + uniform external field (T).
@@ -448,14 +448,19 @@ def magnetic_flux_density(
     field substituted for every panel whose centroid lies within
     near_factor·diam + circumradius of the target; targets close to the sheet plane are
     therefore always treated analytically by the panels under them), "auto" = direct when
-    P·N < 2e7, else fmm. A target within 1e-15 m of a sheet plane raises ValueError.
+    P·N < 2e7, else fmm. ``fmm_eps`` is the fmm3dpy tolerance; with the defaults (eps 1e-8,
+    3x3 Gauss points, near_factor 4) "fmm" matches "direct" to ~1e-9 of max|B| (tested: < 1e-6).
+    A target within 1e-15 m of a sheet plane raises ValueError.
     """
     if isinstance(sheets, SheetCurrent):
         sheets = [sheets]
+    if method not in ("auto", "direct", "fmm"):
+        raise ValueError(f"method must be 'auto', 'direct' or 'fmm', got {method!r}")
     x = _check_targets(targets)
     ext = np.asarray(external_field, dtype=float).reshape(3)
     for s in sheets:
-        _check_off_plane(s, x)
+        if s.n_panels > 0:
+            _check_off_plane(s, x)
     geoms = [_geometry(s) for s in sheets if s.n_panels > 0]
     n_pan = sum(g.v.shape[0] for g in geoms)
     if method == "auto":
@@ -473,6 +478,4 @@ def magnetic_flux_density(
             for g in geoms:
                 pidx, tidx = _near_pairs(g, x, near_factor, tree)
                 _near_correction(g, pidx, tidx, x, quad_order, B)
-        else:
-            raise ValueError(f"method must be 'auto', 'direct' or 'fmm', got {method!r}")
     return B + ext[None, :]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._dolfinx import MPI, dolfinx
+from ._dolfinx import MPI, dolfinx, geometry_dofmap
 from .magnetic import SheetCurrent, magnetic_flux_density
 
 
@@ -109,6 +109,17 @@ class ResultWriter:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+def write_tagged_mesh(path: Path, msh, cell_tags) -> Path:
+    """Write ``msh`` to VTKHDF with its cell tags as cell data (for pictures of meshes)."""
+    n = msh.topology.index_map(msh.topology.dim).size_local
+    tags = np.zeros(n)
+    keep = cell_tags.indices < n
+    tags[cell_tags.indices[keep]] = cell_tags.values[keep]
+    dolfinx.io.vtkhdf.write_mesh(path, msh)
+    dolfinx.io.vtkhdf.write_cell_data(path, msh, tags, 0.0)
+    return Path(path)
+
+
 def _pad3(values: np.ndarray) -> np.ndarray:
     """VTK vectors have 3 components: pad 2D (x, y) vectors with z = 0."""
     if values.ndim == 2 and values.shape[1] == 2:
@@ -123,7 +134,7 @@ def _at_geometry_nodes(u) -> np.ndarray:
     bs = V.dofmap.index_map_bs
     nnode = msh.geometry.index_map().size_local + msh.geometry.index_map().num_ghosts
     out = np.zeros((nnode, bs))
-    xdofs = msh.geometry.dofmap
+    xdofs = geometry_dofmap(msh)
     udofs = V.dofmap.list
     out[xdofs.ravel()] = u.x.array.reshape(-1, bs)[udofs.ravel()]
     return out[: msh.geometry.index_map().size_local]

@@ -47,7 +47,8 @@ def shape_geometry(shape: "Shape", plate: "Plate") -> BaseGeometry:
         from .geometry import two_track_pattern
 
         t = shape.two_track
-        return two_track_pattern(plate.length, plate.width, t.track_width, margin=t.margin).polygon
+        track = two_track_pattern(plate.length, plate.width, t.track_width, margin=t.margin)
+        return {None: track.polygon, "start": track.start_pad, "end": track.end_pad}[t.pad]
     raise AssertionError(kind)
 
 

@@ -56,7 +56,12 @@ def _plotter(title: str):
 
 
 def _finish(pl, path: Path, bounds_mm) -> Path:
+    pv = _pv()
+    x0, x1, y0, y1 = bounds_mm[:4]
+    outline = pv.MultipleLines(points=[[x0, y0, 0], [x1, y0, 0], [x1, y1, 0], [x0, y1, 0], [x0, y0, 0]])
+    pl.add_mesh(outline, color="black", line_width=1.5)  # the plate, so every figure frames all of it
     pl.view_xy()
+    pl.reset_camera()
     pl.show_bounds(xtitle="x (mm)", ytitle="y (mm)", color="black", location="outer", bounds=bounds_mm)
     pl.camera.zoom(1.15)
     pl.screenshot(str(path))
@@ -75,25 +80,28 @@ def plot_potential_and_current(phi_file: Path, k_file: Path, out: Path, conducto
     kmag = np.linalg.norm(arrows["u"], axis=1)
     if kmag.max() > 0:
         arrows["dir"] = arrows["u"] / kmag.max()
-        glyphs = arrows.glyph(orient="dir", scale="dir", factor=0.9 * spacing)
-        pl.add_mesh(glyphs, color="white", show_scalar_bar=False)
+        glyphs = arrows.glyph(orient="dir", scale="dir", factor=1.6 * spacing)
+        pl.add_mesh(glyphs, color="black", show_scalar_bar=False)
     bounds = (0, plate_mm[0], 0, plate_mm[1], 0, 0)
     return _finish(pl, out, bounds)
 
 
-def plot_interface_field(b_file: Path, out: Path, z_m: float, plate_mm) -> Path:
-    """|B| on the interface (µT) with arrows of its in-plane direction."""
+def plot_interface_field(b_file: Path, out: Path, title: str, plate_mm) -> Path:
+    """|B| on the interface (µT) with arrows of its in-plane part (length ∝ |B_t|)."""
     B = _read(b_file)
     B["|B| (uT)"] = np.linalg.norm(B["u"], axis=1) * 1e6
-    pl = _plotter(f"|B| and in-plane direction of B at the interface, z = {z_m * 1e6:.3g} um")
+    pl = _plotter(title)
     pl.add_mesh(B, scalars="|B| (uT)", cmap="magma", scalar_bar_args={"title": "|B| (uT)", "color": "black"})
     bt = np.asarray(B["u"]).copy()
     bt[:, 2] = 0.0
     pts, spacing = _thin(B.points, bt)
     mag = np.linalg.norm(pts["u"], axis=1)
     if mag.max() > 0:
-        pts["dir"] = pts["u"] / np.where(mag > 0, mag, 1.0)[:, None]
-        pl.add_mesh(pts.glyph(orient="dir", scale=False, factor=0.8 * spacing), color="cyan", show_scalar_bar=False)
+        # Arrow length grows with |B_t| up to its median over the stronger half, so the
+        # edge singularities of B do not shrink every other arrow to nothing.
+        ref = np.median(mag[mag >= np.median(mag)])
+        pts["dir"] = pts["u"] / np.where(mag > 0, mag, 1.0)[:, None] * np.minimum(mag / ref, 1.0)[:, None]
+        pl.add_mesh(pts.glyph(orient="dir", scale="dir", factor=0.8 * spacing), color="cyan", show_scalar_bar=False)
     return _finish(pl, out, (0, plate_mm[0], 0, plate_mm[1], 0, 0))
 
 
@@ -112,42 +120,51 @@ def render_result(path: str | Path) -> list[Path]:
             written.append(plot_potential_and_current(phi, K, figs / f"phi_s_{cond}.png", cond, plate_mm))
     b = path / "fields" / "B_interface.vtkhdf"
     if b.exists():
-        written.append(plot_interface_field(b, figs / "B_interface.png", summary["interface"]["z_m"], plate_mm))
+        z = summary["interface"]["z_m"]
+        sheet = summary["drives"][0]
+        title = (f"|B| and in-plane B at the {summary['interface']['name'].replace('|', '/')} interface, "
+                 f"{(z - sheet['sheet_z_m']) * 1e6:.3g} um above the {sheet['conductor']} sheet")
+        written.append(plot_interface_field(b, figs / "B_interface.png", title, plate_mm))
     return written
 
 
-def render_mesh(plan_msh: Path, stack_msh: Path | None, out: Path, layer_z: dict[str, tuple[float, float]]) -> Path:
-    """Picture of a plan mesh (regions coloured) and, if given, the layer stack.
+def render_mesh(plan_file: Path, stack_file: Path, out: Path, layer_z: dict[str, tuple[float, float]],
+                section: bool = False) -> Path:
+    """Picture of the plan mesh (fragments coloured) beside the layer stack or x–z section.
 
-    The stack's thicknesses span 200 nm to 1 mm, so it is drawn with every layer
-    the same visual height (not to scale), labelled by name.
+    The layers span 30 nm to 1 mm, so the stack is drawn with every layer the
+    same visual height (not to scale), each labelled by name.
     """
     pv = _pv()
-    plan = pv.read(plan_msh)
-    plan.points = plan.points * MM
-    shape = (1, 2) if stack_msh is not None else (1, 1)
-    pl = pv.Plotter(off_screen=True, window_size=(1600, 700), shape=shape)
+    plan = _read(plan_file)
+    stack = pv.read(stack_file)
+    names = list(layer_z)
+    zb = np.array([layer_z[n][0] for n in names] + [layer_z[names[-1]][1]])
+    span = plan.bounds[1] - plan.bounds[0]
+    height = span / 4  # drawn height of the whole stack, mm
+    zcol = 1 if section else 2  # a section's second coordinate is z
+    zvis = np.interp(stack.points[:, zcol], zb, np.linspace(0.0, height, len(zb)))
+    pts = stack.points * MM
+    pts[:, zcol] = zvis
+    stack.points = pts
+    pl = pv.Plotter(off_screen=True, window_size=(1800, 700), shape=(1, 2))
     pl.set_background("white")
     pl.subplot(0, 0)
-    pl.add_text("plan mesh (regions coloured), mm", font_size=10, color="black")
-    scalars = "gmsh:physical" if "gmsh:physical" in plan.cell_data else None
-    pl.add_mesh(plan, scalars=scalars, show_edges=True, cmap="tab20", show_scalar_bar=False)
+    pl.add_text("plan mesh, fragments coloured (mm)", font_size=10, color="black")
+    pl.add_mesh(plan, scalars="u", show_edges=True, cmap="tab20", show_scalar_bar=False)
     pl.view_xy()
-    if stack_msh is not None:
-        pl.subplot(0, 1)
-        stack = pv.read(stack_msh)
-        names = list(layer_z)
-        zb = np.array([layer_z[n][0] for n in names] + [layer_z[names[-1]][1]])
-        span = plan.bounds[1] - plan.bounds[0]
-        # Each layer gets an equal share of a stack drawn span/4 tall.
-        zvis = np.interp(stack.points[:, 2], zb, np.linspace(0, span / 4, len(zb)) / MM)
-        stack.points = np.c_[stack.points[:, :2], zvis] * MM
-        pl.add_text("layer stack (each layer drawn equally thick)", font_size=10, color="black")
-        pl.add_mesh(stack, scalars="gmsh:physical" if "gmsh:physical" in stack.cell_data else None,
-                    show_edges=True, cmap="tab20", show_scalar_bar=False)
-        for i, n in enumerate(names):
-            pl.add_point_labels([[plan.bounds[1] * 1.02, 0, (i + 0.5) * span / 4 / len(names)]], [n],
-                                font_size=10, text_color="black", shape=None, show_points=False)
+    pl.subplot(0, 1)
+    pl.add_text(f"{'x-z section' if section else 'layer stack'}: every layer drawn equally thick", font_size=10,
+                color="black")
+    pl.add_mesh(stack, scalars="u", show_edges=True, cmap="tab20", show_scalar_bar=False)
+    xmax = stack.bounds[1]
+    for i, n in enumerate(names):
+        zc = (i + 0.5) * height / len(names)
+        p = [xmax * 1.02, 0.0, zc] if not section else [xmax * 1.02, zc, 0.0]
+        pl.add_point_labels([p], [n], font_size=11, text_color="black", shape=None, show_points=False)
+    if section:
+        pl.view_xy()
+    else:
         pl.view_isometric()
     pl.screenshot(str(out))
     pl.close()

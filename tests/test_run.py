@@ -1,0 +1,89 @@
+"""End to end: `femion run/mesh/plot/info` write the public results contract and pictures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.constants import mu_0
+
+import femion
+from femion import cli
+
+from .conftest import CASES
+
+SUMMARY_KEYS = {"resistance_ohm", "current_A", "voltage_V", "joule_power_W", "max_B_interface_T", "layer_z_m",
+                "versions", "mpi_size", "wall_time_s"}
+
+
+def strip_field(I, W, z):
+    """Thin-strip field above the centre line: µ0 I/(2W)·(2/π)·atan(W/2z) (shared/physics.md §4)."""
+    return mu_0 * I / (2 * W) * (2 / np.pi) * np.arctan(W / (2 * z))
+
+
+@pytest.mark.mpi
+def test_run_strip_writes_contract(comm, shared_tmp):
+    """A strip run writes case.yaml, summary.json (SI contract), VTX and VTKHDF fields and PNG figures."""
+    out = shared_tmp / "strip"
+    code = cli.main(["run", str(CASES / "strip_drive.yaml"), "--out", str(out), "--no-progress",
+                     "--set", "mesh.cell_size=1 mm"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["mpi_size"] == comm.size
+    assert summary["resistance_ohm"] == pytest.approx(20.0, rel=1e-3)
+    assert summary["joule_power_W"] == pytest.approx(0.8, rel=1e-3)
+    assert summary["layer_z_m"]["bottom_ito"] == pytest.approx([1.10003e-3, 1.10023e-3], rel=1e-12)
+    # the edge singularity of B_z makes max|B| exceed the wide-sheet 6.28 µT, but not by orders of magnitude
+    assert 6.0e-6 < summary["max_B_interface_T"] < 5e-5
+    for name in ("phi_s_bottom_ito", "K_bottom_ito", "B_interface"):
+        assert (out / "fields" / f"{name}.bp").is_dir()
+        assert (out / "fields" / f"{name}.vtkhdf").is_file()
+    for fig in ("phi_s_bottom_ito.png", "B_interface.png"):
+        assert (out / "figures" / fig).stat().st_size > 10_000
+    assert not list(shared_tmp.glob("strip.partial-*"))
+
+
+@pytest.mark.mpi
+def test_open_result_probes(comm, shared_tmp):
+    """open_result().probe gives B (T) matching the thin-strip formula and phi_s (V) = I·R·(1 − x/L)."""
+    out = shared_tmp / "strip"
+    assert cli.main(["run", str(CASES / "strip_drive.yaml"), "--out", str(out), "--no-progress",
+                     "--set", "mesh.cell_size=1 mm", "--set", "output.figures=false"]) == 0
+    res = femion.open_result(out)
+    (x0, x1), (y0, y1) = res.plate_bounds
+    assert (x1 - x0, y1 - y0) == pytest.approx((0.05, 0.02))
+    z_sheet = np.mean(res.layer_z["bottom_ito"])
+    heights = np.array([0.6e-6, 50e-6])
+    pts = np.c_[np.full(2, 0.025), np.full(2, 0.01), z_sheet + heights]
+    B = res.probe("B", pts)
+    assert B[:, 1] == pytest.approx(-strip_field(0.2, 0.02, heights), rel=1e-2)
+    phi = res.probe("phi_s", np.array([[0.0125, 0.01, z_sheet], [0.025, 0.005, z_sheet + 0.5e-6]]))
+    assert phi == pytest.approx([3.0, 2.0], rel=1e-6)
+    with pytest.raises(ValueError):
+        res.probe("phi_s", np.array([[0.06, 0.01, z_sheet]]))
+    with pytest.raises(KeyError):
+        res.probe("c_Li", pts)
+
+
+@pytest.mark.mpi
+def test_mesh_command_writes_meshes_and_picture(comm, shared_tmp):
+    """`femion mesh` writes the plan and stack .msh files and a PNG of them."""
+    out = shared_tmp / "meshes"
+    assert cli.main(["mesh", str(CASES / "strip_drive.yaml"), "--out", str(out), "--set", "mesh.cell_size=2 mm"]) == 0
+    assert (out / "strip_drive_plan.msh").stat().st_size > 1000
+    assert (out / "strip_drive_stack.msh").stat().st_size > 1000
+    assert (out / "strip_drive_mesh.png").stat().st_size > 10_000
+
+
+def test_info_and_plot(shared_tmp, capsys):
+    """`femion info` reports MUMPS; `femion plot` redraws a result's figures."""
+    assert cli.main(["info"]) == 0
+    assert "mumps" in capsys.readouterr().out
+    out = shared_tmp / "two"
+    assert cli.main(["run", str(CASES / "two_track_drive.yaml"), "--out", str(out), "--no-progress",
+                     "--set", "mesh.cell_size=1 mm", "--set", "output.figures=false"]) == 0
+    assert not list((out / "figures").glob("*.png"))
+    assert cli.main(["plot", str(out)]) == 0
+    assert {p.name for p in (out / "figures").glob("*.png")} == {"phi_s_bottom_ito.png", "B_interface.png"}
