@@ -55,8 +55,8 @@ def test_open_result_probes(comm, shared_tmp):
     (x0, x1), (y0, y1) = res.plate_bounds
     assert (x1 - x0, y1 - y0) == pytest.approx((0.05, 0.02))
     z_sheet = np.mean(res.layer_z["bottom_ito"])
-    heights = np.array([0.6e-6, 50e-6])
-    pts = np.c_[np.full(2, 0.025), np.full(2, 0.01), z_sheet + heights]
+    heights = np.array([0.6e-6, 50e-6, 1e-3])
+    pts = np.c_[np.full(3, 0.025), np.full(3, 0.01), z_sheet + heights]
     B = res.probe("B", pts)
     assert B[:, 1] == pytest.approx(-strip_field(0.2, 0.02, heights), rel=1e-2)
     phi = res.probe("phi_s", np.array([[0.0125, 0.01, z_sheet], [0.025, 0.005, z_sheet + 0.5e-6]]))
@@ -87,3 +87,14 @@ def test_info_and_plot(shared_tmp, capsys):
     assert not list((out / "figures").glob("*.png"))
     assert cli.main(["plot", str(out)]) == 0
     assert {p.name for p in (out / "figures").glob("*.png")} == {"phi_s_bottom_ito.png", "B_interface.png"}
+
+
+@pytest.mark.parametrize("name", ["strip_drive", "two_track_drive"])
+def test_shipped_meshes_are_reproducible(tmp_path, name):
+    """`femion mesh` rebuilds meshes/<case>_*.msh byte for byte from the shipped case."""
+    from .conftest import ROOT
+
+    assert cli.main(["mesh", str(CASES / f"{name}.yaml"), "--out", str(tmp_path)]) == 0
+    for part in ("plan", "stack"):
+        shipped = ROOT / "meshes" / f"{name}_{part}.msh"
+        assert (tmp_path / shipped.name).read_bytes() == shipped.read_bytes(), shipped.name
