@@ -177,8 +177,9 @@ class TransportProblem:
         temperature: float = 298.15,
         top: TopElectrode | None = None,
         electron_contacts: Sequence[tuple[Callable, float]] = (),
-        sources: dict | None = None,
+        sources: dict | Callable | None = None,
         dirichlet: dict | None = None,
+        electrolyte_initial: dict[str, Callable] | None = None,
         prefix: str = "femion_transport_",
     ):
         from .kinetics import rate, ufl_math
@@ -224,7 +225,7 @@ class TransportProblem:
         # BDF coefficients: (a0 x^{n+1} + a1 x^n + a2 x^{n-1}) / dt
         self.a = [dolfinx.fem.Constant(msh, v) for v in (1.0, -1.0, 0.0)]
         self.f_RT = FARADAY / (GAS_CONSTANT * temperature)
-        self._set_initial()
+        self._set_initial(electrolyte_initial or {})
 
         xp = ufl_math()
         w, psi, phi = self.u["w"], self.u["psi"], self.u["phi_e"]
@@ -233,6 +234,8 @@ class TransportProblem:
         dx, dS = self.dx, self.dS
         dt, a = self.dt, self.a
         cmax, cref = oxide.c_max, self.c_ref
+        if callable(sources):  # manufactured solutions: sources(x, t) with UFL x and t
+            sources = sources(ufl.SpatialCoordinate(msh), self.time)
         sources = sources or {}
 
         def bdf(expr_new, name, scale):
@@ -272,6 +275,8 @@ class TransportProblem:
         F += -dt / cref * ufl.inner(charge_flux, ufl.grad(vpsi)) * dx(EL) + dt / cref * z_ex * self.j * vpsi("-") * dS(GAMMA)
         if "charge" in sources:
             F -= dt / cref * sources["charge"] * vpsi * dx(EL)
+        if "interface_charge" in sources:
+            F -= dt / cref * sources["interface_charge"] * vpsi("-") * dS(GAMMA)
         for ion in self.free_ions:
             n = f"u_{ion.name}"
             vi = self.v[n]
@@ -306,6 +311,8 @@ class TransportProblem:
         F += e_scale * FARADAY * self.j * vphi("+") * dS(GAMMA)
         if "electron" in sources:
             F -= e_scale * sources["electron"] * vphi * dx(OX)
+        if "interface_electron" in sources:
+            F -= e_scale * sources["interface_electron"] * vphi("+") * dS(GAMMA)
 
         # top electrode: cation released into the electrolyte by oxidation at φ_top
         self.j_top = None
@@ -332,6 +339,21 @@ class TransportProblem:
             bcs.append(dolfinx.fem.dirichletbc(g, dofs))
             self._dirichlet_funcs.append((g, func))
             self._bc_field.append((bcs[-1], name))
+        # Without any exchange the potentials have no reference: pin each at one node.
+        pinned = {name for _, name in self._bc_field}
+        if kinetics.exchange_current_density == 0.0:
+            for name, mesh_ in (("psi", self.el_mesh), ("phi_e", self.ox_mesh)):
+                if name in pinned or (name == "psi" and self.ds is not None):
+                    continue
+                corner = [self.comm.allreduce(float(mesh_.geometry.x[:, i].min(initial=np.inf)), op=MPI.MIN)
+                          for i in range(msh.geometry.dim)]
+                dofs = dolfinx.fem.locate_dofs_geometrical(
+                    self.spaces[name], lambda x, c=corner: np.all([np.isclose(x[i], c[i], rtol=0, atol=1e-9 * (
+                        1 + abs(c[i]))) for i in range(len(c))], axis=0))
+                value = float(self.u[name].x.array[0]) if self.u[name].x.array.size else 0.0
+                value = self.comm.bcast(value, root=0)
+                bcs.append(dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, self.spaces[name]))
+                self._bc_field.append((bcs[-1], name))
         self.bcs = bcs
         self.problem = dolfinx.fem.petsc.NonlinearProblem(
             ufl.extract_blocks(F),
@@ -411,14 +433,18 @@ class TransportProblem:
         ion = name[2:]
         return self.electrolyte.ion(ion).concentration * ufl.exp(store[name])
 
-    def _set_initial(self):
+    def _set_initial(self, electrolyte_initial: dict):
         th0 = self.oxide.theta_initial
         if callable(th0):
             self.u["w"].interpolate(lambda x: np.log(th0(x) / (1 - th0(x))))
         else:
             self.u["w"].x.array[:] = np.log(th0 / (1 - th0))
-        for n in self.names:
-            if n.startswith("u_"):
+        for ion in self.free_ions:
+            n = f"u_{ion.name}"
+            if ion.name in electrolyte_initial:
+                c0 = electrolyte_initial[ion.name]
+                self.u[n].interpolate(lambda x, c0=c0, ion=ion: np.log(c0(x) / ion.concentration))
+            else:
                 self.u[n].x.array[:] = 0.0
         self.u["phi_e"].x.array[:] = 0.0
         # start the electrolyte near equilibrium with the oxide's mean state
