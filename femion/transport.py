@@ -181,6 +181,7 @@ class TransportProblem:
         dirichlet: dict | None = None,
         electrolyte_initial: dict[str, Callable] | None = None,
         prefix: str = "femion_transport_",
+        quadrature_degree: int = 4,
     ):
         from .kinetics import rate, ufl_math
 
@@ -198,11 +199,15 @@ class TransportProblem:
         self.el_mesh, self.el_map = dolfinx.mesh.create_submesh(msh, tdim, domain.electrolyte_cells)[:2]
         self.entity_maps = [self.ox_map, self.el_map]
         facet_data = [(GAMMA, _interface_entities(msh, domain.interface_facets, domain.oxide_cells))]
-        self.dx = ufl.Measure("dx", domain=msh, subdomain_data=self.cell_tags)
-        self.dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data)
+        # One fixed quadrature for residual and Jacobian: UFL would otherwise estimate a higher
+        # degree for the Jacobian of exp(u) terms, and Newton would lose its quadratic rate.
+        md = {"quadrature_degree": quadrature_degree}
+        self.dx = ufl.Measure("dx", domain=msh, subdomain_data=self.cell_tags, metadata=md)
+        self.dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data, metadata=md)
         self.ds = None
         if top is not None and domain.top_facets is not None:
-            self.ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, _exterior_entities(msh, domain.top_facets))])
+            self.ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, _exterior_entities(msh, domain.top_facets))],
+                                  metadata=md)
 
         # one space object per field, so Dirichlet conditions never leak between blocks
         def P1(m):
@@ -225,6 +230,8 @@ class TransportProblem:
         # BDF coefficients: (a0 x^{n+1} + a1 x^n + a2 x^{n-1}) / dt
         self.a = [dolfinx.fem.Constant(msh, v) for v in (1.0, -1.0, 0.0)]
         self.f_RT = FARADAY / (GAS_CONSTANT * temperature)
+        self._contact_values = [v for _, v in electron_contacts]
+        self._top = top
         self._set_initial(electrolyte_initial or {})
 
         xp = ufl_math()
@@ -280,13 +287,14 @@ class TransportProblem:
         for ion in self.free_ions:
             n = f"u_{ion.name}"
             vi = self.v[n]
-            F += bdf(conc[ion.name], n, cref) * vi * dx(EL) - dt / cref * ufl.inner(flux[ion.name], ufl.grad(vi)) * dx(EL)
+            ci = ion.concentration  # each species' rows scaled by its own reference concentration
+            F += bdf(conc[ion.name], n, ci) * vi * dx(EL) - dt / ci * ufl.inner(flux[ion.name], ufl.grad(vi)) * dx(EL)
             if ion.name == ex:
-                F += dt / cref * self.j * vi("-") * dS(GAMMA)
+                F += dt / ci * self.j * vi("-") * dS(GAMMA)
             if ion.name in sources:
-                F -= dt / cref * sources[ion.name] * vi * dx(EL)
+                F -= dt / ci * sources[ion.name] * vi * dx(EL)
             if f"interface_{ion.name}" in sources:
-                F -= dt / cref * sources[f"interface_{ion.name}"] * vi("-") * dS(GAMMA)
+                F -= dt / ci * sources[f"interface_{ion.name}"] * vi("-") * dS(GAMMA)
 
         # electrons in the oxide: in-plane σ = G(x)/t (the conductor beneath plus the oxide's
         # own sheet), through-thickness σ_z = the oxide's conductivity (z is the last axis)
@@ -321,7 +329,7 @@ class TransportProblem:
             eta_top = self.f_RT * top.potential - psi
             self.j_top = top.exchange_current_density / FARADAY * (c_top / electrolyte.ion(ex).concentration) ** (
                 1 - top.alpha) * (ufl.exp((1 - top.alpha) * eta_top) - ufl.exp(-top.alpha * eta_top))
-            F -= dt / cref * self.j_top * self.v[f"u_{ex}"] * self.ds(TOP)
+            F -= dt / electrolyte.ion(ex).concentration * self.j_top * self.v[f"u_{ex}"] * self.ds(TOP)
             F -= dt / cref * z_ex * self.j_top * vpsi * self.ds(TOP)
 
         self.residual = F
@@ -379,7 +387,7 @@ class TransportProblem:
         # tolerance has to follow the size of the domain: 1e-14 of its volume.
         self.volume = self.integrate(dolfinx.fem.Constant(msh, 1.0), "oxide") + self.integrate(
             dolfinx.fem.Constant(msh, 1.0), "electrolyte")
-        self.snes.setTolerances(rtol=1e-13, atol=1e-14 * self.volume, stol=0.0, max_it=12)
+        self.snes.setTolerances(rtol=1e-13, atol=1e-14 * self.volume, stol=0.0, max_it=25)
         self.snes.setConvergenceTest(self._converged)
         self.t = 0.0
         self._have_older = False
@@ -446,14 +454,23 @@ class TransportProblem:
                 self.u[n].interpolate(lambda x, c0=c0, ion=ion: np.log(c0(x) / ion.concentration))
             else:
                 self.u[n].x.array[:] = 0.0
-        self.u["phi_e"].x.array[:] = 0.0
-        # start the electrolyte near equilibrium with the oxide's mean state
+        # Start near equilibrium: the oxide at its contacts' mean potential (or floating in
+        # equilibrium with the counter electrode), the electrolyte where η = 0 on average.
         th_mean = float(np.mean(1 / (1 + np.exp(-self.u["w"].x.array)))) if self.u["w"].x.array.size else 0.5
         th_mean = self.comm.allreduce(th_mean, op=MPI.SUM) / self.comm.size
         from .kinetics import NUMPY
 
         U = float(self.oxide.open_circuit_potential(np.array(th_mean), NUMPY))
-        self.u["psi"].x.array[:] = -self.f_RT * U
+        if self._contact_values:
+            phi0 = float(np.mean(self._contact_values))
+            psi0 = self.f_RT * (phi0 - U) if self._top is None else self.f_RT * self._top.potential
+        elif self._top is not None:
+            psi0 = self.f_RT * self._top.potential
+            phi0 = self._top.potential + U
+        else:
+            phi0, psi0 = 0.0, -self.f_RT * U
+        self.u["phi_e"].x.array[:] = phi0
+        self.u["psi"].x.array[:] = psi0
         for n in self.u_old:
             self.u_old[n].x.array[:] = self.u[n].x.array
             self.u_older[n].x.array[:] = self.u[n].x.array
@@ -482,12 +499,10 @@ class TransportProblem:
         for bc, name in self._bc_field:
             bc.set(self.u[name].x.array)
         try:
-            self.problem.solve()
-        except RuntimeError as exc:  # PETSc error inside the solve
+            reason, its = self._newton()
+        except (RuntimeError, PETSc.Error) as exc:  # PETSc error inside the solve
             self._restore(saved)
             raise TransportSolveError(f"PETSc error: {exc}") from None
-        reason = self.snes.getConvergedReason()
-        its = self.snes.getIterationNumber()
         finite = all(np.isfinite(f.x.array).all() for f in self.u.values())
         finite = self.comm.allreduce(finite, op=MPI.LAND)
         if reason <= 0 or not finite:
@@ -500,6 +515,48 @@ class TransportProblem:
         self._have_older = True
         self.t += dt
         return its
+
+    #: largest Newton change per iteration: log-concentrations and logit(θ) by 2 (a factor e²
+    #: in c), ψ by 10 (0.26 V), φ_e by 0.5 V. Unclipped Newton on log variables overshoots
+    #: when a concentration must rise by decades in a step, then creeps back one unit per step.
+    MAX_UPDATE = {"w": 2.0, "psi": 10.0, "phi_e": 0.5}
+    MAX_UPDATE_LOG_C = 2.0
+
+    def _newton(self) -> tuple[int, int]:
+        """Damped Newton (MUMPS) with per-field update limits; returns (SNES-style reason, iterations)."""
+        snes, prob = self.snes, self.problem
+        x, b, A = prob.x, prob.b, prob.A
+        funcs = [self.u[n] for n in self.names]
+        dolfinx.fem.petsc.assign(funcs, x)
+        x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        ksp = snes.getKSP()
+        dx = x.duplicate()
+        sizes = [self.spaces[n].dofmap.index_map.size_local for n in self.names]
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        limits = [self.MAX_UPDATE.get(n, self.MAX_UPDATE_LOG_C) for n in self.names]
+        _, _, _, max_it = snes.getTolerances()
+        reason, it = 0, 0
+        for it in range(max_it + 1):
+            snes.computeFunction(x, b)
+            reason = self._converged(snes, it, (0.0, 0.0, b.norm()))
+            if reason != 0:
+                break
+            snes.computeJacobian(x, A, A)
+            ksp.setOperators(A)
+            ksp.solve(b, dx)
+            if ksp.getConvergedReason() <= 0:
+                reason = PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE
+                break
+            arr = dx.getArray()
+            for k, lim in enumerate(limits):
+                np.clip(arr[offsets[k]:offsets[k + 1]], -lim, lim, out=arr[offsets[k]:offsets[k + 1]])
+            x.axpy(-1.0, dx)
+            x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        dolfinx.fem.petsc.assign(x, funcs)
+        for f in funcs:
+            f.x.scatter_forward()
+        dx.destroy()
+        return reason, it
 
     def _restore(self, saved):
         for n, arr in saved.items():
