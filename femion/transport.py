@@ -114,6 +114,21 @@ class TopElectrode:
     alpha: float = 0.5
 
 
+@dataclass
+class LorentzModel:
+    """Lorentz terms (physics.md §2.6), each switchable; off by default.
+
+    ``bulk``: magneto-migration N = [N0 + β N0×b̂ + β²(N0·b̂)b̂]/(1+β²), β = zFD|B|/RT.
+    ``closure``: the paper's interfacial step, a tangential flux q = λ(|B|) r_out (n̂×B̂) on Γ
+    entering the oxide balance as −∇_Γ·q (``step_law`` and ``step_params`` from femion.lorentz).
+    """
+
+    bulk: bool = False
+    closure: bool = False
+    step_law: str = "constant"
+    step_params: dict = field(default_factory=lambda: {"lam0": 0.0})
+
+
 # ----------------------------------------------------------------- domain
 
 
@@ -182,6 +197,8 @@ class TransportProblem:
         electrolyte_initial: dict[str, Callable] | None = None,
         prefix: str = "femion_transport_",
         quadrature_degree: int = 4,
+        magnetic_field: Callable[[np.ndarray], np.ndarray] | None = None,
+        lorentz: LorentzModel | None = None,
     ):
         from .kinetics import rate, ufl_math
 
@@ -224,6 +241,20 @@ class TransportProblem:
         self.u_older = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.u_old}
         W = ufl.MixedFunctionSpace(*[self.spaces[n] for n in self.names])
         self.v = dict(zip(self.names, ufl.TestFunctions(W)))
+
+        # magnetic flux density (T) as 3-vectors on both submeshes; x → B(x) from the caller
+        self.lorentz = lorentz or LorentzModel()
+        self.B = {}
+        for key, m in (("oxide", self.ox_mesh), ("electrolyte", self.el_mesh)):
+            self.B[key] = dolfinx.fem.Function(dolfinx.fem.functionspace(m, ("Lagrange", 1, (3,))), name="B")
+            if magnetic_field is not None:
+                self.B[key].interpolate(lambda x: np.asarray(magnetic_field(x), dtype=float).reshape(3, -1))
+        bmax = max(float(np.linalg.norm(self.B[k].x.array.reshape(-1, 3), axis=1).max(initial=0.0)) for k in self.B)
+        self.max_B = self.comm.allreduce(bmax, op=MPI.MAX)
+        #: largest Hall parameter |β| = |z| F D |B| / RT over the ions (reported whether or not the
+        #: bulk term is switched on)
+        self.max_hall_parameter = max(abs(i.valence) * i.diffusivity for i in electrolyte.ions) * FARADAY * \
+            self.max_B / (GAS_CONSTANT * temperature)
 
         self.dt = dolfinx.fem.Constant(msh, 1.0)
         self.time = dolfinx.fem.Constant(msh, 0.0)  # t at the new level (for sources)
@@ -270,6 +301,8 @@ class TransportProblem:
         N_ox = -Ds * cmax * theta * (1 - theta) * ufl.grad(w)
         F = bdf(theta, "w", 1.0) * self.v["w"] * dx(OX) - dt / cmax * ufl.inner(N_ox, ufl.grad(self.v["w"])) * dx(OX)
         F -= dt / cmax * self.j * self.v["w"]("+") * dS(GAMMA)
+        if self.lorentz.closure:
+            F -= dt / cmax * self._closure_term(xp, r_ox, i0)
         if "oxide" in sources:
             F -= dt / cmax * sources["oxide"] * self.v["w"] * dx(OX)
         if "interface_oxide" in sources:
@@ -431,9 +464,41 @@ class TransportProblem:
         return conc
 
     def fluxes(self, conc: dict, psi) -> dict:
-        """N_i = −D_i (∇c_i + z_i c_i ∇ψ) (mol m⁻² s⁻¹)."""
-        return {i.name: -i.diffusivity * (ufl.grad(conc[i.name]) + i.valence * conc[i.name] * ufl.grad(psi))
-                for i in self.electrolyte.ions}
+        """N_i = −D_i (∇c_i + z_i c_i ∇ψ) (mol m⁻² s⁻¹), with the magneto-migration correction if on."""
+        out = {i.name: -i.diffusivity * (ufl.grad(conc[i.name]) + i.valence * conc[i.name] * ufl.grad(psi))
+               for i in self.electrolyte.ions}
+        if self.lorentz.bulk:
+            from .kinetics import ufl_math
+            from .lorentz import hall_parameter, magneto_migration_flux, magneto_migration_flux_xz
+
+            xp = ufl_math()
+            B = self.B["electrolyte"]
+            Bmag = ufl.sqrt(ufl.inner(B, B))
+            gdim = self.domain.mesh.geometry.dim
+            for i in self.electrolyte.ions:
+                beta = hall_parameter(i.valence, i.diffusivity, Bmag, self.T)
+                if gdim == 3:
+                    out[i.name] = magneto_migration_flux(out[i.name], B, beta, xp)
+                else:
+                    out[i.name] = magneto_migration_flux_xz(out[i.name], B, beta, xp)
+        return out
+
+    def _closure_term(self, xp, r_ox, i0):
+        """∫_Γ q·∇_Γ v dS with q = λ(|B|) r_out (n̂×B̂), r_out = (i0/F) r_ox (the one-way exit rate)."""
+        from .lorentz import closure_surface_flux
+
+        gdim = self.domain.mesh.geometry.dim
+        n = ufl.FacetNormal(self.domain.mesh)("+")  # out of the oxide
+        B = self.B["oxide"]("+")
+        r_out = i0 / FARADAY * r_ox
+        z = self.electrolyte.ion(self.electrolyte.exchanging).valence
+        n3 = n if gdim == 3 else ufl.as_vector([n[0], 0.0, n[1]])
+        q3 = closure_surface_flux(n3, B, r_out, self.lorentz.step_law, xp, z=z, **self.lorentz.step_params)
+        q = q3 if gdim == 3 else ufl.as_vector([q3[0], q3[2]])
+        gv = ufl.grad(self.v["w"])("+")
+        grad_gamma = gv - ufl.dot(gv, n) * n
+        self.closure_flux = q
+        return ufl.inner(q, grad_gamma) * self.dS(GAMMA)
 
     def _old_expr(self, name, store):
         if name == "w":

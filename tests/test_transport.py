@@ -354,3 +354,72 @@ def test_stepper_lands_on_times_and_stops_cleanly(comm):
         s.advance_to(20.0)
     assert info.value.t_last_good == pytest.approx(10.0)
     assert np.array_equal(p.u["w"].x.array, state)
+
+
+# --------------------------------------------------------------- Lorentz terms
+
+B_STRIP = 4e-7 * np.pi * 0.2 / (2 * 0.02)  # µ0 I/(2W): 0.2 A in the 20 mm strip, 6.28 µT
+
+
+def uniform_field(By):
+    return lambda x: np.vstack([0.0 * x[0], np.full(x.shape[1], By), 0.0 * x[0]])
+
+
+def lorentz_cell(comm, lorentz, By=-B_STRIP, drive=0.1, prefix="lor"):
+    from femion.transport import LorentzModel  # noqa: F401
+
+    p = closed_cell(comm, nx=10, drive=drive)
+    # rebuild with the field and the chosen Lorentz terms, everything else as closed_cell
+    dom, ox, el, kin = p.domain, p.oxide, p.electrolyte, p.kinetics
+    L = 1e-3
+    contacts = [(lambda x: np.isclose(x[0], 0.0), drive), (lambda x: np.isclose(x[0], L), 0.0)]
+    return TransportProblem(dom, ox, el, kin, electron_contacts=contacts, magnetic_field=uniform_field(By),
+                            lorentz=lorentz, prefix=f"{prefix}_")
+
+
+def _fields(p):
+    return {n: p.u[n].x.array.copy() for n in p.names}
+
+
+def test_lorentz_terms_at_device_field_change_nothing(comm):
+    """At the strip's 6.28 µT the Hall parameter is ~1e-14..1e-13; the bulk term on or off gives the same
+    fields to 1e-10, and the closure with zero step length is exactly the closure off."""
+    from femion.transport import LorentzModel
+
+    runs = {}
+    for key, lor in (("off", LorentzModel()), ("bulk", LorentzModel(bulk=True)),
+                     ("closure0", LorentzModel(closure=True, step_params={"lam0": 0.0}))):
+        p = lorentz_cell(comm, lor, prefix=f"lor_{key}")
+        for _ in range(10):
+            p.step(2.0, order=2, dt_prev=2.0)
+        runs[key] = (p, _fields(p))
+    p_off = runs["off"][0]
+    assert 1e-15 < p_off.max_hall_parameter < 1e-13
+    for key in ("bulk", "closure0"):
+        for n, ref in runs["off"][1].items():
+            scale = max(np.abs(ref).max(initial=0.0), 1e-30)
+            assert np.abs(runs[key][1][n] - ref).max(initial=0.0) <= 1e-10 * scale, (key, n)
+
+
+def test_lorentz_closure_pumps_li_along_n_cross_b_and_conserves(comm):
+    """With the closure on (B along +y, n̂ = +z), exchanged Li steps along n̂×B̂ = −x: Li gathers at the
+    x = 0 end and leaves the x = L end, with Li conserved to 1e-10."""
+    from femion.transport import LorentzModel
+
+    p = lorentz_cell(comm, LorentzModel(closure=True, step_params={"lam0": 1e-6}), By=+1e-3, drive=0.0,
+                     prefix="pump")
+    p.u["w"].x.array[:] = 0.0  # uniform θ = 1/2
+    for n in p.u_old:
+        p.u_old[n].x.array[:] = p.u[n].x.array
+    t0 = p.totals()
+    for _ in range(30):
+        p.step(5.0, order=1)
+    t1 = p.totals()
+    li0, li1 = t0["oxide"] + t0["Li"], t1["oxide"] + t1["Li"]
+    assert abs(li1 - li0) / li0 < 1e-10
+    V = p.spaces["w"]
+    n_own = V.dofmap.index_map.size_local
+    x = np.concatenate(comm.allgather(V.tabulate_dof_coordinates()[:n_own, 0]))
+    th = np.concatenate(comm.allgather(1 / (1 + np.exp(-p.u["w"].x.array[:n_own]))))
+    left, right = th[x < 1e-4].mean(), th[x > 9e-4].mean()
+    assert left > 0.5 > right
