@@ -54,6 +54,17 @@ Voltage = _quantity("voltage")
 SheetResistance = _quantity("sheet_resistance", positive=True)
 Resistivity = _quantity("resistivity", positive=True)
 FluxDensity = _quantity("magnetic_flux_density")
+PositiveFluxDensity = _quantity("magnetic_flux_density", positive=True)
+Time = _quantity("time", positive=True)
+Temperature = _quantity("temperature", positive=True)
+Diffusivity = _quantity("diffusivity", positive=True)
+Concentration = _quantity("concentration", positive=True)
+CurrentDensity = _quantity("current_density", nonnegative=True)
+MolarEnergy = _quantity("molar_energy")
+Energy = _quantity("energy", positive=True)
+NonnegativeLength = _quantity("length", nonnegative=True)
+LengthPerTesla = _quantity("length_per_tesla", nonnegative=True)
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 Point2 = tuple[Length, Length]
 Point3 = tuple[Length, Length, Length]
@@ -280,6 +291,125 @@ class OutputSettings(_Model):
     fields: list[Literal["vtx", "vtkhdf"]] = Field(default_factory=lambda: ["vtx", "vtkhdf"])
 
 
+# ---------------------------------------------------------------- transport
+
+
+class IonSpec(_Model):
+    """An electrolyte ion: valence, diffusivity and initial (bulk) concentration."""
+
+    name: Name
+    valence: int = Field(ge=-3, le=3)
+    diffusivity: Diffusivity
+    concentration: Concentration
+
+    @field_validator("valence")
+    @classmethod
+    def _charged(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("valence must be non-zero (allowed: -3..-1, 1..3)")
+        return v
+
+
+class HostSpec(_Model):
+    """Open-circuit potential of the host: U(θ) = U0 − μ(θ)/F (femion.host)."""
+
+    model: Literal["ideal", "regular_solution", "tabulated"] = "ideal"
+    standard_potential: Voltage = 3.0
+    interaction: MolarEnergy = 0.0
+    table: list[tuple[Fraction, Voltage]] | None = None
+
+    @model_validator(mode="after")
+    def _table_fits(self):
+        if (self.model == "tabulated") != (self.table is not None):
+            raise ValueError("a 'table' of [theta, U] pairs is needed exactly when model is 'tabulated'")
+        if self.model == "ideal" and self.interaction != 0.0:
+            raise ValueError("interaction is for model 'regular_solution'")
+        if self.table is not None:
+            from .host import validate_table
+
+            validate_table([t for t, _ in self.table], [u for _, u in self.table])
+        return self
+
+
+class OxideTransport(_Model):
+    initial_filling: Fraction = 0.3
+    diffusivity: Diffusivity = 1e-14
+    diffusivity_law: Literal["constant", "lattice_gas"] = "constant"
+    max_concentration: Concentration | None = None  # default: from the material library
+    host: HostSpec = HostSpec()
+
+
+class ElectrolyteTransport(_Model):
+    ions: list[IonSpec] | None = None  # default: from the material library
+    exchanging: Name = "Li"
+
+
+class KineticsSpec(_Model):
+    law: Literal["butler_volmer", "marcus", "mhc"] = "butler_volmer"
+    exchange_current_density: CurrentDensity = 1.0
+    alpha_a: Fraction = 0.5
+    alpha_c: Fraction = 0.5
+    reorganization_energy: Energy | None = None  # Marcus / MHC, e.g. '0.4 eV'
+
+    @model_validator(mode="after")
+    def _reorg(self):
+        if self.law != "butler_volmer" and self.reorganization_energy is None:
+            raise ValueError(f"law {self.law!r} needs reorganization_energy (e.g. '0.4 eV')")
+        return self
+
+
+class TopElectrodeSpec(_Model):
+    """Counter electrode on the electrolyte's top face: Butler–Volmer exchange of the cation."""
+
+    potential: Voltage = 0.0
+    exchange_current_density: CurrentDensity = 10.0
+
+
+class LorentzSpec(_Model):
+    bulk: bool = False
+    closure: bool = False
+    step_law: Literal["constant", "proportional", "saturating"] = "constant"
+    step_length: NonnegativeLength = 0.0  # constant λ0, or λ_max for 'saturating'
+    step_length_per_tesla: LengthPerTesla = 0.0  # 'proportional'
+    half_field: PositiveFluxDensity | None = None  # 'saturating'
+
+    def step_params(self) -> dict:
+        if self.step_law == "constant":
+            return {"lam0": self.step_length}
+        if self.step_law == "proportional":
+            return {"lam_per_tesla": self.step_length_per_tesla}
+        if self.half_field is None:
+            raise ValueError("step_law 'saturating' needs half_field")
+        return {"lam_max": self.step_length, "B_half": self.half_field}
+
+
+class StepSpec(_Model):
+    initial: Time = 1.0
+    min: Time = 1e-6
+    max: Time = 60.0
+    order: Literal[1, 2] = 2
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.min <= self.initial <= self.max:
+            raise ValueError("need min <= initial <= max")
+        return self
+
+
+class TransportSettings(_Model):
+    """Coupled ion transport after the conductor stage (femion.transport)."""
+
+    temperature: Temperature = 298.15
+    duration: Time
+    outputs: int = Field(5, ge=1, le=10_000)
+    oxide: OxideTransport = OxideTransport()
+    electrolyte: ElectrolyteTransport = ElectrolyteTransport()
+    kinetics: KineticsSpec = KineticsSpec()
+    top_electrode: TopElectrodeSpec | None = None
+    lorentz: LorentzSpec = LorentzSpec()
+    steps: StepSpec = StepSpec()
+
+
 class Case(_Model):
     name: Name
     description: str = ""
@@ -288,6 +418,7 @@ class Case(_Model):
     mesh: MeshSettings = MeshSettings()
     magnetic: MagneticSettings = MagneticSettings()
     output: OutputSettings = OutputSettings()
+    transport: TransportSettings | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -335,6 +466,8 @@ class Case(_Model):
             )
         if self.mesh.section_y is not None and not 0 <= self.mesh.section_y <= g.plate.width:
             raise ValueError(f"mesh.section_y: must lie on the plate, 0 to {g.plate.width:g} m")
+        if self.transport is not None:
+            self._check_transport()
         if self.magnetic.enabled:
             zs = self.conductor_planes()
             for i, p in enumerate(self.magnetic.points):
@@ -344,6 +477,39 @@ class Case(_Model):
                             f"magnetic.points[{i}]: lies in the current sheet of {cname} (z = {z:g} m), where B is undefined"
                         )
         return self
+
+    def _check_transport(self):
+        layers = self.geometry.layers
+        kinds = [layer.kind for layer in layers]
+        if "oxide" not in kinds:
+            raise ValueError("transport: needs an oxide layer (allowed hosts: " + ", ".join(
+                m.name for m in materials.LIBRARY.values() if m.kind == "oxide") + ")")
+        i = kinds.index("oxide")
+        if i + 1 >= len(layers) or layers[i + 1].kind != "electrolyte":
+            raise ValueError(f"transport: the layer above the oxide ({layers[i].name}) must be an electrolyte")
+        ions = self.transport_ions()
+        names = [ion.name for ion in ions]
+        if self.transport.electrolyte.exchanging not in names:
+            raise ValueError(f"transport.electrolyte.exchanging: {self.transport.electrolyte.exchanging!r} is not "
+                             f"an ion (allowed: {', '.join(names)})")
+        charge = sum(ion.valence * ion.concentration for ion in ions)
+        if abs(charge) > 1e-9 * sum(abs(ion.valence) * ion.concentration for ion in ions):
+            raise ValueError(f"transport.electrolyte.ions: not electroneutral (sum z c = {charge:g} mol/m3)")
+        if self.transport.lorentz.closure and self.transport.lorentz.step_law == "saturating":
+            self.transport.lorentz.step_params()
+        if self.transport.top_electrode is not None and i + 2 >= len(layers):
+            raise ValueError("transport.top_electrode: there is no layer above the electrolyte")
+
+    def transport_ions(self) -> list["IonSpec"]:
+        """The electrolyte's ions: as given, or Li⁺/ClO4⁻ from the electrolyte material."""
+        if self.transport.electrolyte.ions is not None:
+            return list(self.transport.electrolyte.ions)
+        el = next(layer for layer in self.geometry.layers if layer.kind == "electrolyte")
+        m = materials.get(el.material)
+        c = m.value("salt_concentration")
+        return [IonSpec(name="Li", valence=1, diffusivity=f"{m.value('diffusivity_Li')} m**2/s", concentration=f"{c} mol/m**3"),
+                IonSpec(name="ClO4", valence=-1, diffusivity=f"{m.value('diffusivity_ClO4')} m**2/s",
+                        concentration=f"{c} mol/m**3")]
 
     # -------------------------------------------------------------- helpers
     def layer(self, name: str) -> Layer:

@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         GeometryError = CaseError
     from .conductor import ConductorSolveError
     from .output import OutputError
+    from .simulation import RunStopped
 
     try:
         return COMMANDS[args.command](args, comm)
@@ -165,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except ConductorSolveError as exc:
         _err(comm, f"solver failed: {exc}")
+        return EXIT_FAILURE
+    except RunStopped as exc:
+        _err(comm, str(exc))
         return EXIT_FAILURE
 
 

@@ -109,6 +109,58 @@ class ResultWriter:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+class FieldSeries:
+    """Fields on one mesh written at several times: ``fields/<group>.bp`` (VTX, all fields, for
+    ParaView) and ``fields/<name>.vtkhdf`` per field (time series, for pyvista/probe)."""
+
+    def __init__(self, writer: "ResultWriter", group: str, functions: list, formats=("vtx", "vtkhdf")):
+        self.functions = functions
+        self.formats = formats
+        self.comm = writer.comm
+        self.vtx = None
+        if "vtx" in formats:
+            self.vtx = dolfinx.io.VTXWriter(self.comm, writer.path / "fields" / f"{group}.bp", functions, engine="BP4")
+        self.files = {}
+        if "vtkhdf" in formats:
+            for u in functions:
+                fname = writer.path / "fields" / f"{u.name}.vtkhdf"
+                dolfinx.io.vtkhdf.write_mesh(fname, u.function_space.mesh)
+                self.files[u.name] = fname
+
+    def write(self, t: float) -> None:
+        if self.vtx is not None:
+            self.vtx.write(t)
+        for u in self.functions:
+            if u.name in self.files:
+                data = _at_geometry_nodes(u)
+                dolfinx.io.vtkhdf.write_point_data(self.files[u.name], u.function_space.mesh, data.ravel(), t)
+
+    def close(self) -> None:
+        if self.vtx is not None:
+            self.vtx.close()
+            self.vtx = None
+
+
+class CsvSeries:
+    """A CSV time series written by rank 0, one row per call, flushed as it goes."""
+
+    def __init__(self, path: Path, columns: list[str], comm):
+        self.columns = columns
+        self.rank0 = comm.rank == 0
+        if self.rank0:
+            self.fh = open(path, "w")
+            self.fh.write(",".join(columns) + "\n")
+
+    def row(self, values: dict) -> None:
+        if self.rank0:
+            self.fh.write(",".join(f"{values[c]:.12g}" for c in self.columns) + "\n")
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.rank0:
+            self.fh.close()
+
+
 def write_tagged_mesh(path: Path, msh, cell_tags) -> Path:
     """Write ``msh`` to VTKHDF with its cell tags as cell data (for pictures of meshes)."""
     n = msh.topology.index_map(msh.topology.dim).size_local
@@ -173,27 +225,66 @@ class Result:
         return sheets, data["external_field"]
 
     def probe(self, name: str, points, time: float | None = None) -> np.ndarray:
-        """SI values of field ``name`` at ``points`` ((N, 3) array, m).
+        """SI values of field ``name`` at ``points`` ((N, 3) array, m), at output ``time`` (s).
 
-        ``B`` (T, (N, 3)) is evaluated from the stored sheet currents by the same
-        analytic Biot–Savart integration as the run, anywhere off the sheets.
-        ``phi_s`` (V, (N,)) is the potential of the conductor sheet at or below each
-        point (the oxide's electrons come from the conductor beneath it).
+        ``B`` (T, (N, 3)) is evaluated from the stored sheet currents by the same analytic
+        Biot–Savart integration as the run, anywhere off the sheets (steady: no time).
+        ``phi_s`` (V) without a time is the conductor stage's sheet potential at or below each
+        point; with a time (transport runs) it is the oxide's electron potential then.
+        Transport fields at an output time (``times_s`` in the summary): ``theta`` (oxide filling
+        fraction), ``c_oxide`` (mol/m³), ``c_<ion>`` (mol/m³), ``phi_l`` (V), ``phi_s`` (V).
+        In a 2D x–z section run, y is ignored (the section stands for every y).
         """
         pts = np.atleast_2d(np.asarray(points, dtype=float))
         if pts.shape[1] != 3:
             raise ValueError(f"points must be an (N, 3) array in metres, got shape {pts.shape}")
-        if time is not None and not self.summary.get("times_s"):
-            raise ValueError("this result is steady (no time series); call probe without time")
         if name == "B":
+            if time is not None:
+                raise ValueError("B is steady (the drive is constant); call probe('B', points) without time")
             sheets, external = self.sheets()
             return magnetic_flux_density(sheets, pts, external_field=external)
-        if name == "phi_s":
+        if name == "phi_s" and time is None:
             return self._probe_phi_s(pts)
+        if name in self.transport_fields():
+            return self._probe_transport(name, pts, time)
         raise KeyError(f"unknown field {name!r}; available: {', '.join(self.fields())}")
 
+    def transport_fields(self) -> list[str]:
+        tr = self.summary.get("transport")
+        return [] if tr is None else tr["fields"]["oxide"] + tr["fields"]["electrolyte"]
+
     def fields(self) -> list[str]:
-        return ["B", "phi_s"]
+        return ["B", "phi_s"] + [f for f in self.transport_fields() if f != "phi_s"]
+
+    @property
+    def times(self) -> list[float]:
+        """Output times of the transport fields (s)."""
+        return list(self.summary.get("times_s", []))
+
+    def _probe_transport(self, name: str, pts: np.ndarray, time: float | None) -> np.ndarray:
+        import pyvista as pv
+        import vtk
+
+        times = self.times
+        if time is None:
+            raise ValueError(f"{name} changes in time: give time= one of the output times {times} s")
+        k = int(np.argmin(np.abs(np.asarray(times) - time)))
+        if abs(times[k] - time) > 1e-9 * max(abs(time), 1.0):
+            raise ValueError(f"no output at t = {time:g} s; output times: {times} s")
+        reader = vtk.vtkHDFReader()
+        reader.SetFileName(str(self.path / "fields" / f"{name}.vtkhdf"))
+        reader.UpdateInformation()
+        reader.SetStep(k)
+        reader.Update()
+        grid = pv.wrap(reader.GetOutput())
+        section = self.summary["transport"]["dimension"] == 2
+        frame = np.c_[pts[:, 0], pts[:, 2], np.zeros(len(pts))] if section else pts
+        sampled = pv.PolyData(frame).sample(grid, snap_to_closest_point=False)
+        valid = sampled["vtkValidPointMask"].astype(bool)
+        if not valid.all():
+            bad = np.flatnonzero(~valid)
+            raise ValueError(f"{bad.size} point(s) lie outside the region of {name} (first: {pts[bad[0]].tolist()} m)")
+        return np.asarray(sampled["u"], dtype=float)
 
     def _probe_phi_s(self, pts: np.ndarray) -> np.ndarray:
         import pyvista as pv

@@ -14,15 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, geometry, plan
+from . import __version__, device, geometry, plan
 from ._dolfinx import MPI, PETSc, dolfinx
 from .case import Case, dump_case
 from .conductor import SheetSolution, solve_sheet
 from .magnetic import magnetic_flux_density
-from .output import ResultWriter
+from .output import CsvSeries, FieldSeries, ResultWriter
 from .progress import Stages
+from .timestepping import StepControl, StepFailure, Stepper
+from .transport import GAS_CONSTANT, FARADAY
 
-STAGES = ["mesh", "conductor", "magnetic field", "write fields", "figures"]
+STAGES = ["mesh", "conductor", "magnetic field", "transport", "write fields", "figures"]
+
+
+class RunStopped(RuntimeError):
+    """The transport stopped early; the results directory holds the last good state."""
 
 
 @dataclass
@@ -119,8 +125,10 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
     """Run ``case`` and write its results directory ``out`` (see :mod:`femion.output`)."""
     t_start = time.perf_counter()
     writer = ResultWriter(out, comm)
+    stopped = None
+    names = [s for s in STAGES if s != "transport" or case.transport is not None]
     try:
-        with Stages(STAGES, comm.rank, enabled=progress) as stages:
+        with Stages(names, comm.rank, enabled=progress) as stages:
             with stages.stage("mesh"):
                 spec = plan.stack_spec(case)
                 plan_mesh = geometry.build_plan_mesh(spec, comm)
@@ -139,6 +147,11 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
                     )
                 else:
                     B, max_b, n_targets, points, B_points = None, None, 0, np.zeros((0, 3)), np.zeros((0, 3))
+            transport_summary = None
+            if case.transport is not None:
+                with stages.stage("transport"):
+                    transport_summary, stopped = run_transport(case, writer, spec, sheets, solutions, comm,
+                                                               stages if progress else None)
             with stages.stage("write fields"):
                 fmt = tuple(case.output.fields)
                 for s in solutions:
@@ -185,6 +198,8 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
                     "versions": versions(),
                     "mpi_size": comm.size,
                 }
+                if transport_summary is not None:
+                    summary.update(transport_summary)
                 writer.write_json("summary.json", summary)
             with stages.stage("figures"):
                 comm.barrier()
@@ -199,4 +214,123 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
     except BaseException:
         writer.abandon()
         raise
+    if stopped is not None:
+        raise RunStopped(f"{stopped} (results with the last good state: {path})")
     return RunResult(path=path, summary=summary, sheets=solutions)
+
+
+def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, comm, stages=None):
+    """Transport stage: integrate to ``duration`` writing fields at the output times and a CSV of
+    every step. Returns (summary entries, None) or, if the time step collapsed, the entries of
+    the last good state and the reason."""
+    from ._dolfinx import ufl
+
+    tr = case.transport
+    stack = (geometry.build_stack_mesh(spec, comm) if case.mesh.dimension == 3
+             else geometry.build_section_mesh(spec, comm))
+    voltages = {s.name: s.voltage for s in solutions}
+    problem = device.build_transport(case, stack, sheets, voltages)
+    RT_F = GAS_CONSTANT * tr.temperature / FARADAY
+
+    def P1(m, name):
+        return dolfinx.fem.Function(dolfinx.fem.functionspace(m, ("Lagrange", 1)), name=name)
+
+    theta, c_ox, phi_s = P1(problem.ox_mesh, "theta"), P1(problem.ox_mesh, "c_oxide"), P1(problem.ox_mesh, "phi_s")
+    ions = [i.name for i in problem.electrolyte.ions]
+    c_el = {n: P1(problem.el_mesh, f"c_{n}") for n in ions}
+    phi_l = P1(problem.el_mesh, "phi_l")
+    conc = problem.concentration_exprs(problem.u)
+    th_expr = problem.theta_expr(problem.u["w"])
+    exprs = [(theta, th_expr), (c_ox, problem.oxide.c_max * th_expr), (phi_s, problem.u["phi_e"]),
+             (phi_l, RT_F * problem.u["psi"])] + [(c_el[n], conc[n]) for n in ions]
+    compiled = [(f, dolfinx.fem.Expression(e, f.function_space.element.interpolation_points)) for f, e in exprs]
+
+    def update():
+        for f, e in compiled:
+            f.interpolate(e)
+            f.x.scatter_forward()
+
+    fmt = tuple(case.output.fields)
+    series = [FieldSeries(writer, "oxide", [theta, c_ox, phi_s], fmt),
+              FieldSeries(writer, "electrolyte", [c_el[n] for n in ions] + [phi_l], fmt)]
+    ex = problem.electrolyte.exchanging
+    columns = (["t_s", "dt_s", "newton_iterations", "exchange_current_A", "theta_min", "theta_max"]
+               + [f"{k}_mol" for k in ["oxide"] + ions] + [f"total_{ex}_mol"]
+               + [f"c_{n}_min_mol_m3" for n in ions] + [f"c_{n}_max_mol_m3" for n in ions])
+    csv = CsvSeries(writer.path / "transport.csv", columns, comm)
+    totals0 = problem.totals()
+    conserved0 = {"total": totals0["oxide"] + totals0[ex], **{n: totals0[n] for n in ions if n != ex}}
+    track = {"drift": 0.0, "cmin": np.inf}
+
+    def gmin(f):
+        return comm.allreduce(float(f.x.array.min(initial=np.inf)), op=MPI.MIN)
+
+    def gmax(f):
+        return comm.allreduce(float(f.x.array.max(initial=-np.inf)), op=MPI.MAX)
+
+    def record(rec):
+        update()
+        tot = problem.totals()
+        now = {"total": tot["oxide"] + tot[ex], **{n: tot[n] for n in ions if n != ex}}
+        for k, v0 in conserved0.items():
+            track["drift"] = max(track["drift"], abs(now[k] - v0) / abs(v0))
+        mins = {n: gmin(c_el[n]) for n in ions}
+        if not all(np.isfinite(list(mins.values()))) or min(mins.values()) < 0:
+            raise StepFailure(f"non-physical concentration at t = {problem.t:g} s: {mins}", problem.t)
+        track["cmin"] = min(track["cmin"], gmin(c_ox), *mins.values())
+        row = {"t_s": problem.t, "dt_s": rec.dt if rec else 0.0, "newton_iterations": rec.newton_iterations if rec else 0,
+               "exchange_current_A": problem.exchange_current(), "theta_min": gmin(theta), "theta_max": gmax(theta),
+               "oxide_mol": tot["oxide"], f"total_{ex}_mol": now["total"]}
+        row.update({f"{n}_mol": tot[n] for n in ions})
+        row.update({f"c_{n}_min_mol_m3": mins[n] for n in ions})
+        row.update({f"c_{n}_max_mol_m3": gmax(c_el[n]) for n in ions})
+        csv.row(row)
+
+    st = tr.steps
+    stepper = Stepper(problem, StepControl(dt_initial=st.initial, dt_min=st.min, dt_max=st.max, order=st.order),
+                      on_step=record)
+    out_times = [0.0]
+    stopped = None
+    try:
+        # Consistent start: a 1 ns step settles φ_e and φ_l for the initial concentrations
+        # (which it changes by O(1 ns) only), so the t = 0 output shows real potentials.
+        problem.step(1e-9, order=1)
+        problem.t = 0.0
+        record(None)
+        for f in series:
+            f.write(0.0)
+        for t_out in np.linspace(0.0, tr.duration, tr.outputs + 1)[1:]:
+            stepper.advance_to(float(t_out))
+            for f in series:
+                f.write(problem.t)
+            out_times.append(problem.t)
+    except StepFailure as exc:
+        stopped = f"transport stopped at t = {exc.t_last_good:g} s: {exc}"
+        update()
+        for f in series:
+            f.write(problem.t)  # the last good state
+        out_times.append(problem.t)
+    finally:
+        for f in series:
+            f.close()
+        csv.close()
+    n_dofs = sum(V.dofmap.index_map.size_global for V in problem.spaces.values())
+    summary = {
+        "times_s": out_times,
+        "conservation_error_rel": track["drift"],
+        "min_concentration_mol_m3": track["cmin"],
+        "max_hall_parameter": problem.max_hall_parameter,
+        "transport": {
+            "status": "completed" if stopped is None else stopped,
+            "dimension": case.mesh.dimension,
+            "cells": stack.mesh.topology.index_map(stack.mesh.topology.dim).size_global,
+            "dofs": n_dofs,
+            "steps": len(stepper.history),
+            "newton_iterations": int(sum(r.newton_iterations for r in stepper.history)),
+            "final_time_s": problem.t,
+            "fields": {"oxide": ["theta", "c_oxide", "phi_s"], "electrolyte": [f"c_{n}" for n in ions] + ["phi_l"]},
+            "max_B_T": problem.max_B,
+            "c_max_mol_m3": problem.oxide.c_max,
+        },
+    }
+    return summary, stopped

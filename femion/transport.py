@@ -438,7 +438,7 @@ class TransportProblem:
             self._r0 = self._rprev = fnorm
             return PETSc.SNES.ConvergedReason.CONVERGED_FNORM_ABS if fnorm <= atol else 0
         if not np.isfinite(fnorm):
-            return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+            return PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_NANORINF
         if fnorm <= atol:
             return PETSc.SNES.ConvergedReason.CONVERGED_FNORM_ABS
         if fnorm <= rtol * self._r0:

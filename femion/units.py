@@ -31,6 +31,10 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "diffusivity": ("[length] ** 2 / [time]", "m**2/s"),
     "concentration": ("[substance] / [length] ** 3", "mol/m**3"),
     "density": ("[mass] / [length] ** 3", "kg/m**3"),
+    "current_density": ("[current] / [length] ** 2", "A/m**2"),
+    "molar_energy": ("[energy] / [substance]", "J/mol"),
+    "energy": ("[energy]", "J"),
+    "length_per_tesla": ("[length] / [magnetic_field]", "m/T"),
     "dimensionless": ("", ""),
 }
 

@@ -98,3 +98,40 @@ def test_shipped_meshes_are_reproducible(tmp_path, name):
     for part in ("plan", "stack"):
         shipped = ROOT / "meshes" / f"{name}_{part}.msh"
         assert (tmp_path / shipped.name).read_bytes() == shipped.read_bytes(), shipped.name
+
+
+@pytest.mark.mpi
+def test_transport_run_writes_contract_and_conserves(comm, shared_tmp):
+    """A strip run with transport (x–z section) writes transport.csv, the transport fields at every output
+    time, conservation_error_rel ≤ 1e-10, min concentration ≥ 0, β ~ 1e-14..1e-13; Li moves with the current."""
+    out = shared_tmp / "tr"
+    code = cli.main(["run", str(CASES / "strip_transport.yaml"), "--out", str(out), "--no-progress",
+                     "--set", "mesh.cell_size=2 mm", "--set", "transport.duration=40 s",
+                     "--set", "transport.outputs=2", "--set", "output.figures=false"])
+    assert code == 0
+    res = femion.open_result(out)
+    s = res.summary
+    assert s["transport"]["status"] == "completed"
+    assert s["conservation_error_rel"] <= 1e-10
+    assert s["min_concentration_mol_m3"] >= 0.0
+    assert 1e-15 < s["max_hall_parameter"] < 1e-12
+    assert res.times == pytest.approx([0.0, 20.0, 40.0])
+    header = (out / "transport.csv").read_text().splitlines()[0].split(",")
+    assert {"t_s", "dt_s", "newton_iterations", "exchange_current_A", "total_Li_mol", "c_Li_min_mol_m3"} <= set(header)
+    zo, ze = np.mean(res.layer_z["oxide"]), np.mean(res.layer_z["electrolyte"])
+    xs = np.array([0.005, 0.025, 0.045])
+    ox_pts = np.c_[xs, np.full(3, 0.01), np.full(3, zo)]
+    el_pts = np.c_[xs, np.full(3, 0.01), np.full(3, ze)]
+    th0 = res.probe("theta", ox_pts, time=0.0)
+    th1 = res.probe("theta", ox_pts, time=40.0)
+    assert th0 == pytest.approx([0.3, 0.3, 0.3])
+    assert res.probe("c_oxide", ox_pts, time=40.0) == pytest.approx(th1 * s["transport"]["c_max_mol_m3"])
+    # Model III: the current flows from x_min to x_max; Li leaves the x_min end and gathers at x_max
+    assert th1[0] < 0.3 < th1[2]
+    c_li, c_clo4 = res.probe("c_Li", el_pts, time=40.0), res.probe("c_ClO4", el_pts, time=40.0)
+    assert c_li == pytest.approx(c_clo4, rel=1e-9)  # electroneutral binary
+    phi_s, phi_l = res.probe("phi_s", ox_pts, time=40.0), res.probe("phi_l", el_pts, time=40.0)
+    assert phi_s[0] > phi_s[1] > phi_s[2]  # the ITO's ohmic drop reaches the oxide's electrons
+    assert np.all(np.isfinite(phi_l))
+    with pytest.raises(ValueError):
+        res.probe("theta", ox_pts, time=33.0)
