@@ -13,7 +13,7 @@ i0 = 1 A/m², oxide sheet conductance 0.125 S with electron contacts φ_e = 0.1 
 
 Columns: case; parent-mesh cells; transport DOFs (sum over the transport fields); mesh time;
 setup time (TransportProblem construction incl. form JIT — the FFCx cache makes later runs
-and later sizes of the same cell type faster); first step; mean step over all measured steps;
+faster; each new mesh size compiles anew, the forms embedding h²/σ_max as a float); first step; mean step over all measured steps;
 mean Newton iterations per step; P1 Poisson DOFs on the parent mesh; Poisson solve time
 (−Δu = 1, u = 0 on ``bottom``, preonly/lu/mumps like the transport: numeric factorisation + solve,
 timed after one warm-up solve, with the matrix re-assembled so MUMPS refactorises as every
@@ -216,8 +216,9 @@ def main():
         out(row)
         out(extra)
         prev = (h, t_step)
-    out("\nsetup includes FFCx/JIT form compilation; with a warm cache (second run, or later sizes of the "
-        "same cell type) it is mostly submesh/space creation.")
+    out("\nsetup includes FFCx/JIT form compilation (1-9 s when cold); with a warm cache (a second run) it is "
+        "mostly submesh/space creation. The transport forms embed the electron-row scale h^2/sigma_max as a "
+        "float, so every new mesh size compiles its own forms on a cold cache.")
     out("poisson s = numeric LU factorisation + solve (after one warm-up); P solve s = solve reusing the factors; "
         "ratio = step s / poisson s.")
 
