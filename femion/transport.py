@@ -69,17 +69,28 @@ class OxideModel:
 
 @dataclass
 class ElectrolyteModel:
-    """Ions (electroneutral), which one is exchanged with the oxide, which one is eliminated."""
+    """Ions, which one is exchanged with the oxide, and how ψ is found.
+
+    Electroneutral (default): the ``eliminated`` ion (default the last) follows from Σ z c = 0
+    and ψ from charge conservation. ``poisson=True``: every ion is an unknown and
+    −∇·(ε₀ε_r ∇φ_l) = F Σ z_i c_i (needs a mesh that resolves the Debye length).
+    """
 
     ions: Sequence[Ion]
     exchanging: str
     eliminated: str | None = None  # default: the last ion
+    poisson: bool = False
+    relative_permittivity: float = 65.0
 
     def __post_init__(self):
         names = [i.name for i in self.ions]
-        if self.eliminated is None:
+        if self.poisson:
+            self.eliminated = None
+        elif self.eliminated is None:
             self.eliminated = names[-1]
         for key in ("exchanging", "eliminated"):
+            if key == "eliminated" and self.poisson:
+                continue
             if getattr(self, key) not in names:
                 raise ValueError(f"{key}: {getattr(self, key)!r} is not an ion (ions: {', '.join(names)})")
         if self.exchanging == self.eliminated:
@@ -112,6 +123,7 @@ class TopElectrode:
     potential: float = 0.0  # V
     exchange_current_density: float = 10.0  # A/m²
     alpha: float = 0.5
+    capacitance: float = 0.0  # double-layer capacitance C_dl, F/m²
 
 
 @dataclass
@@ -237,7 +249,8 @@ class TransportProblem:
             self.spaces[f"u_{ion.name}"] = P1(self.el_mesh)
         self.names = ["w"] + [f"u_{i.name}" for i in self.free_ions] + ["psi", "phi_e"]
         self.u = {n: dolfinx.fem.Function(self.spaces[n], name=n) for n in self.names}
-        self.u_old = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.names if n.startswith(("w", "u_"))}
+        stored = ("w", "u_", "psi") if (top is not None and top.capacitance > 0) else ("w", "u_")
+        self.u_old = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.names if n.startswith(stored)}
         self.u_older = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.u_old}
         W = ufl.MixedFunctionSpace(*[self.spaces[n] for n in self.names])
         self.v = dict(zip(self.names, ufl.TestFunctions(W)))
@@ -312,10 +325,19 @@ class TransportProblem:
         charge_flux = sum(ion.valence * flux[ion.name] for ion in electrolyte.ions)
         z_ex = electrolyte.ion(ex).valence
         vpsi = self.v["psi"]
-        F += -dt / cref * ufl.inner(charge_flux, ufl.grad(vpsi)) * dx(EL) + dt / cref * z_ex * self.j * vpsi("-") * dS(GAMMA)
+        if electrolyte.poisson:
+            # −∇·(ε ∇φ_l) = F Σ z c, in ψ = Fφ_l/RT and scaled by 1/(F c_ref): λ_D-like coefficient
+            from scipy.constants import epsilon_0
+
+            eps = epsilon_0 * electrolyte.relative_permittivity / (self.f_RT * FARADAY * cref)
+            space_charge = sum(ion.valence * conc[ion.name] for ion in electrolyte.ions) / cref
+            F += eps * ufl.inner(ufl.grad(psi), ufl.grad(vpsi)) * dx(EL) - space_charge * vpsi * dx(EL)
+        else:
+            F += (-dt / cref * ufl.inner(charge_flux, ufl.grad(vpsi)) * dx(EL)
+                  + dt / cref * z_ex * self.j * vpsi("-") * dS(GAMMA))
         if "charge" in sources:
             F -= dt / cref * sources["charge"] * vpsi * dx(EL)
-        if "interface_charge" in sources:
+        if "interface_charge" in sources and not electrolyte.poisson:
             F -= dt / cref * sources["interface_charge"] * vpsi("-") * dS(GAMMA)
         for ion in self.free_ions:
             n = f"u_{ion.name}"
@@ -363,7 +385,14 @@ class TransportProblem:
             self.j_top = top.exchange_current_density / FARADAY * (c_top / electrolyte.ion(ex).concentration) ** (
                 1 - top.alpha) * (ufl.exp((1 - top.alpha) * eta_top) - ufl.exp(-top.alpha * eta_top))
             F -= dt / electrolyte.ion(ex).concentration * self.j_top * self.v[f"u_{ex}"] * self.ds(TOP)
-            F -= dt / cref * z_ex * self.j_top * vpsi * self.ds(TOP)
+            if not electrolyte.poisson:
+                F -= dt / cref * z_ex * self.j_top * vpsi * self.ds(TOP)
+                if top.capacitance > 0:
+                    # double-layer charging current i_dl = C_dl d(φ_top − φ_l)/dt = −C_dl (RT/F) dψ/dt
+                    # from the electrode into the electrolyte: charge, but no species, crosses
+                    psi_old, psi_older = self.u_old["psi"], self.u_older["psi"]
+                    dpsi = a[0] * psi + a[1] * psi_old + a[2] * psi_older
+                    F += top.capacitance / (self.f_RT * FARADAY * cref) * dpsi * vpsi * self.ds(TOP)
 
         self.residual = F
         bcs = []
@@ -459,8 +488,9 @@ class TransportProblem:
         """c_i (mol/m³) of every ion as UFL, the eliminated one by electroneutrality."""
         el = self.electrolyte
         conc = {i.name: i.concentration * ufl.exp(u[f"u_{i.name}"]) for i in self.free_ions}
-        e = el.ion(el.eliminated)
-        conc[e.name] = -sum(i.valence * conc[i.name] for i in self.free_ions) / e.valence
+        if el.eliminated is not None:
+            e = el.ion(el.eliminated)
+            conc[e.name] = -sum(i.valence * conc[i.name] for i in self.free_ions) / e.valence
         return conc
 
     def fluxes(self, conc: dict, psi) -> dict:

@@ -423,3 +423,72 @@ def test_lorentz_closure_pumps_li_along_n_cross_b_and_conserves(comm):
     th = np.concatenate(comm.allgather(1 / (1 + np.exp(-p.u["w"].x.array[:n_own]))))
     left, right = th[x < 1e-4].mean(), th[x > 9e-4].mean()
     assert left > 0.5 > right
+
+
+# --------------------------------------------------------------- double layer and Poisson
+
+
+def test_top_double_layer_stores_exactly_the_charge_the_oxide_takes(comm):
+    """With a blocking counter electrode (C_dl only, no faradaic reaction), the Li the oxide takes up
+    equals C_dl·Δ(φ_top − φ_l)·A/F and the bulk ClO4 falls by the same amount (charge kept in the layer)."""
+    L, tox, hel = 1e-4, 0.5e-6, 5e-6
+    dom = section(comm, 4, 1, 4, length=L, t_ox=tox, h_el=hel, top=True)
+    oxide = OxideModel(c_max=1.3e4, diffusivity=lambda th, xp: 1e-14, open_circuit_potential=lambda th, xp: ideal_U(
+        th, xp, 3.0), theta_initial=0.5, conductance=0.125, thickness=tox)
+    el = binary(2.6e-10, 4e-10, 1000.0)
+    C_dl = 0.2
+    # the oxide's electrons held 50 mV below its equilibrium potential (3 V at θ = 1/2): Li goes in
+    contacts = [(lambda x: np.isclose(x[0], 0.0), 2.95), (lambda x: np.isclose(x[0], L), 2.95)]
+    p = TransportProblem(dom, oxide, el, KineticsModel(exchange_current_density=1.0), electron_contacts=contacts,
+                         top=TopElectrode(potential=0.0, exchange_current_density=0.0, capacitance=C_dl),
+                         prefix="dl_")
+    # start in equilibrium with the oxide at φ_e = 3 V (θ = 1/2) and the layer uncharged
+    p.u["phi_e"].x.array[:] = 3.0
+    p.u["psi"].x.array[:] = 0.0
+    for n in p.u_old:
+        p.u_old[n].x.array[:] = p.u[n].x.array
+        p.u_older[n].x.array[:] = p.u[n].x.array
+    t0 = p.totals()
+    for _ in range(40):
+        p.step(0.05, order=1)
+    t1 = p.totals()
+    taken = t1["oxide"] - t0["oxide"]  # mol per metre of width
+    top_len = L
+    phi_l_top = p.integrate(p.u["psi"] * RT_F, "electrolyte") / p.integrate(dolfinx.fem.Constant(dom.mesh, 1.0),
+                                                                             "electrolyte")
+    stored = C_dl * (0.0 - phi_l_top) * top_len / FARADAY
+    assert taken > 0
+    assert taken == pytest.approx(stored, rel=2e-2)  # φ_l is near-uniform by then
+    assert t1["ClO4"] - t0["ClO4"] == pytest.approx(-taken, rel=1e-8)
+    assert t1["oxide"] + t1["Li"] == pytest.approx(t0["oxide"] + t0["Li"], rel=1e-12)
+
+
+def test_poisson_option_gives_the_debye_screening_length(comm):
+    """With Poisson instead of electroneutrality, a 0.1 RT/F potential at a wall decays into a dilute
+    1:1 electrolyte as exp(−z/λ_D), λ_D = sqrt(ε RT/(2F²c)) (within 3 %)."""
+    from scipy.constants import epsilon_0
+
+    c0, er = 1e-3, 65.0
+    lam = np.sqrt(epsilon_0 * er * GAS * T / (2 * FARADAY**2 * c0))
+    tox, hel = 0.1e-6, 8 * lam
+    dom = section(comm, 2, 1, 80, length=hel, t_ox=tox, h_el=hel)
+    oxide = OxideModel(c_max=1e4, diffusivity=lambda th, xp: 1e-14, open_circuit_potential=ideal_U,
+                       conductance=0.0, thickness=tox)
+    el = ElectrolyteModel([Ion("Li", 1, 1e-9, c0), Ion("ClO4", -1, 1e-9, c0)], exchanging="Li", poisson=True,
+                          relative_permittivity=er)
+    wall = lambda x: np.isclose(x[1], tox) & (x[1] >= tox * (1 - 1e-9))  # noqa: E731
+    far = lambda x: np.isclose(x[1], tox + hel)  # noqa: E731
+    p = TransportProblem(dom, oxide, el, KineticsModel(exchange_current_density=0.0), prefix="pois_",
+                         dirichlet={"psi": (lambda x: wall(x) | far(x),
+                                            lambda x, t: np.where(np.isclose(x[1], tox), 0.1, 0.0)),
+                                    "u_Li": (far, lambda x, t: 0.0 * x[0]),
+                                    "u_ClO4": (far, lambda x, t: 0.0 * x[0])})
+    p.u["psi"].interpolate(lambda x: 0.1 * np.exp(-(x[1] - tox) / lam))
+    Stepper(p, StepControl(dt_initial=1e-6, dt_min=1e-12, dt_max=1e-2, order=2)).advance_to(20 * hel**2 / 1e-9)
+    V = p.spaces["psi"]
+    n_own = V.dofmap.index_map.size_local
+    z = np.concatenate(comm.allgather(V.tabulate_dof_coordinates()[:n_own, 1])) - tox
+    psi = np.concatenate(comm.allgather(p.u["psi"].x.array[:n_own]))
+    sel = (z > 0.5 * lam) & (z < 3 * lam)
+    slope = np.polyfit(z[sel], np.log(psi[sel]), 1)[0]
+    assert -1 / slope == pytest.approx(lam, rel=3e-2)
