@@ -342,6 +342,8 @@ class OxideTransport(_Model):
 class ElectrolyteTransport(_Model):
     ions: list[IonSpec] | None = None  # default: from the material library
     exchanging: Name = "Li"
+    model: Literal["electroneutral", "poisson"] = "electroneutral"
+    relative_permittivity: Annotated[float, Field(gt=0)] | None = None  # default: from the material
 
 
 class KineticsSpec(_Model):
@@ -350,11 +352,19 @@ class KineticsSpec(_Model):
     alpha_a: Fraction = 0.5
     alpha_c: Fraction = 0.5
     reorganization_energy: Energy | None = None  # Marcus / MHC, e.g. '0.4 eV'
+    activation_energy: MolarEnergy = 0.0  # Arrhenius: i0(T) = i0 exp(−Ea/R (1/T − 1/T_ref))
+    reference_temperature: Temperature = 298.15
+    # the paper's barrier picture: liquid-side barrier E_L, solid-side E_S; the asymmetry
+    # shifts the equilibrium potential by −(E_L − E_S)/F (femion.kinetics.barrier_equilibrium_shift)
+    barrier_liquid: MolarEnergy | None = None
+    barrier_solid: MolarEnergy | None = None
 
     @model_validator(mode="after")
     def _reorg(self):
         if self.law != "butler_volmer" and self.reorganization_energy is None:
             raise ValueError(f"law {self.law!r} needs reorganization_energy (e.g. '0.4 eV')")
+        if (self.barrier_liquid is None) != (self.barrier_solid is None):
+            raise ValueError("give both barrier_liquid and barrier_solid, or neither")
         return self
 
 
@@ -363,6 +373,7 @@ class TopElectrodeSpec(_Model):
 
     potential: Voltage = 0.0
     exchange_current_density: CurrentDensity = 10.0
+    capacitance: _quantity("areal_capacitance", nonnegative=True) = 0.0  # double layer, e.g. '20 uF/cm^2'
 
 
 class LorentzSpec(_Model):
@@ -497,6 +508,18 @@ class Case(_Model):
             raise ValueError(f"transport.electrolyte.ions: not electroneutral (sum z c = {charge:g} mol/m3)")
         if self.transport.lorentz.closure and self.transport.lorentz.step_law == "saturating":
             self.transport.lorentz.step_params()
+        if self.transport.electrolyte.model == "poisson":
+            from scipy.constants import R, epsilon_0, physical_constants
+
+            F = physical_constants["Faraday constant"][0]
+            eps_r = self.transport.electrolyte.relative_permittivity or 65.0
+            strength = sum(ion.valence**2 * ion.concentration for ion in ions)
+            debye = (epsilon_0 * eps_r * R * self.transport.temperature / (F**2 * strength)) ** 0.5
+            el = layers[i + 1]
+            if el.thickness / el.elements > debye:
+                raise ValueError(
+                    f"transport.electrolyte.model: 'poisson' needs electrolyte cells thinner than the Debye length "
+                    f"{debye:.3g} m (cells are {el.thickness / el.elements:.3g} m); use 'electroneutral'")
         if self.transport.top_electrode is not None and i + 2 >= len(layers):
             raise ValueError("transport.top_electrode: there is no layer above the electrolyte")
 

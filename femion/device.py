@@ -15,6 +15,7 @@ from scipy.constants import Boltzmann
 from . import materials, plan
 from .case import Case
 from .host import HostThermodynamics
+from .kinetics import arrhenius, barrier_equilibrium_shift
 from .magnetic import SheetCurrent, magnetic_flux_density
 from .transport import (
     ElectrolyteModel,
@@ -75,8 +76,12 @@ def build_transport(case: Case, stack, sheets: list[SheetCurrent], voltages: dic
     top_name = f"{el_layer.name}|{above.name}" if above is not None else "none"
     domain = TransportDomain.from_stack(stack, ox_layer.name, el_layer.name, top_name)
     T = tr.temperature
+    k = tr.kinetics
+    U0 = tr.oxide.host.standard_potential
+    if k.barrier_liquid is not None:
+        U0 += barrier_equilibrium_shift(k.barrier_liquid, k.barrier_solid)
     host = HostThermodynamics(
-        tr.oxide.host.model, tr.oxide.host.standard_potential, T, omega=tr.oxide.host.interaction,
+        tr.oxide.host.model, U0, T, omega=tr.oxide.host.interaction,
         table=None if tr.oxide.host.table is None else ([t for t, _ in tr.oxide.host.table],
                                                        [u for _, u in tr.oxide.host.table]),
     )
@@ -124,17 +129,23 @@ def build_transport(case: Case, stack, sheets: list[SheetCurrent], voltages: dic
         vertical_conductivity=1.0 / rho_ox,
     )
     ions = [Ion(i.name, i.valence, i.diffusivity, i.concentration) for i in case.transport_ions()]
-    electrolyte = ElectrolyteModel(ions, exchanging=tr.electrolyte.exchanging)
-    k = tr.kinetics
+    eps_r = tr.electrolyte.relative_permittivity
+    if eps_r is None:
+        eps_r = materials.get(el_layer.material).properties.get("relative_permittivity")
+        eps_r = eps_r.value if eps_r is not None else 65.0
+    electrolyte = ElectrolyteModel(ions, exchanging=tr.electrolyte.exchanging,
+                                   poisson=tr.electrolyte.model == "poisson", relative_permittivity=eps_r)
     params = {}
     if k.law != "butler_volmer":
         params["reorganization"] = k.reorganization_energy / (Boltzmann * T)
-    kinetics = KineticsModel(law=k.law, exchange_current_density=k.exchange_current_density,
+    i0 = arrhenius(k.exchange_current_density, k.activation_energy, T, k.reference_temperature)
+    kinetics = KineticsModel(law=k.law, exchange_current_density=i0,
                              alpha_a=k.alpha_a, alpha_c=k.alpha_c, params=params)
     top = None
     if tr.top_electrode is not None:
         top = TopElectrode(potential=tr.top_electrode.potential,
-                           exchange_current_density=tr.top_electrode.exchange_current_density)
+                           exchange_current_density=tr.top_electrode.exchange_current_density,
+                           capacitance=tr.top_electrode.capacitance)
     field = None
     if case.magnetic.enabled:
         ext = case.magnetic.external_field

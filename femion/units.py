@@ -35,6 +35,7 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "molar_energy": ("[energy] / [substance]", "J/mol"),
     "energy": ("[energy]", "J"),
     "length_per_tesla": ("[length] / [magnetic_field]", "m/T"),
+    "areal_capacitance": ("[capacitance] / [length] ** 2", "F/m**2"),
     "dimensionless": ("", ""),
 }
 
