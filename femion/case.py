@@ -337,6 +337,8 @@ class OxideTransport(_Model):
     diffusivity_law: Literal["constant", "lattice_gas"] = "constant"
     max_concentration: Concentration | None = None  # default: from the material library
     host: HostSpec = HostSpec()
+    gradient_energy: _quantity("gradient_energy", nonnegative=True) = 0.0  # Cahn–Hilliard κ, e.g. '1e-12 J*m^2/mol'
+
 
 
 class ElectrolyteTransport(_Model):

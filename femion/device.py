@@ -127,6 +127,7 @@ def build_transport(case: Case, stack, sheets: list[SheetCurrent], voltages: dic
         conductance=conductance,
         thickness=t_ox,
         vertical_conductivity=1.0 / rho_ox,
+        gradient_energy=tr.oxide.gradient_energy,
     )
     ions = [Ion(i.name, i.valence, i.diffusivity, i.concentration) for i in case.transport_ions()]
     eps_r = tr.electrolyte.relative_permittivity

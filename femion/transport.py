@@ -65,6 +65,7 @@ class OxideModel:
     conductance: float | Callable[[np.ndarray], np.ndarray] = 0.0  # in-plane sheet conductance G(x), S
     thickness: float = 1.0  # m, to spread G into σ_in-plane = G/t
     vertical_conductivity: float = 12.5  # S/m, the oxide's own (through-thickness conduction)
+    gradient_energy: float = 0.0  # Cahn–Hilliard κ (J m²/mol): μ = −F U(θ) − κ∇²θ when > 0
 
 
 @dataclass
@@ -248,6 +249,10 @@ class TransportProblem:
         for ion in self.free_ions:
             self.spaces[f"u_{ion.name}"] = P1(self.el_mesh)
         self.names = ["w"] + [f"u_{i.name}" for i in self.free_ions] + ["psi", "phi_e"]
+        self.cahn_hilliard = oxide.gradient_energy > 0
+        if self.cahn_hilliard:  # chemical potential μ (in units of RT) as its own field
+            self.spaces["mu"] = P1(self.ox_mesh)
+            self.names.append("mu")
         self.u = {n: dolfinx.fem.Function(self.spaces[n], name=n) for n in self.names}
         stored = ("w", "u_", "psi") if (top is not None and top.capacitance > 0) else ("w", "u_")
         self.u_old = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.names if n.startswith(stored)}
@@ -299,6 +304,8 @@ class TransportProblem:
         ex = electrolyte.exchanging
         c_l = conc[ex]("-")
         U = oxide.open_circuit_potential(th_p, xp)
+        if self.cahn_hilliard:  # the interface sees the full chemical potential, gradient term included
+            U = -self.u["mu"]("+") / self.f_RT
         eta = self.f_RT * (phi("+") - U) - psi("-")
         k = kinetics
         i0 = (k.exchange_current_density * (c_l / electrolyte.ion(ex).concentration) ** k.alpha_a
@@ -311,7 +318,17 @@ class TransportProblem:
         self.eta = eta
 
         Ds = oxide.diffusivity(theta, xp)
-        N_ox = -Ds * cmax * theta * (1 - theta) * ufl.grad(w)
+        if self.cahn_hilliard:
+            # N = −(D_s/RT) c_max θ(1−θ) ∇μ, μ/RT = −f U(θ) − (κ/RT) ∇²θ (weakly); reduces to Fick
+            # for an ideal host with κ = 0
+            mu = self.u["mu"]
+            kappa_RT = oxide.gradient_energy / (GAS_CONSTANT * temperature)
+            vmu = self.v["mu"]
+            N_ox = -Ds * cmax * theta * (1 - theta) * ufl.grad(mu)
+            F_mu = (mu + self.f_RT * oxide.open_circuit_potential(theta, xp)) * vmu * dx(OX) \
+                - kappa_RT * ufl.inner(ufl.grad(theta), ufl.grad(vmu)) * dx(OX)
+        else:
+            N_ox = -Ds * cmax * theta * (1 - theta) * ufl.grad(w)
         F = bdf(theta, "w", 1.0) * self.v["w"] * dx(OX) - dt / cmax * ufl.inner(N_ox, ufl.grad(self.v["w"])) * dx(OX)
         F -= dt / cmax * self.j * self.v["w"]("+") * dS(GAMMA)
         if self.lorentz.closure:
@@ -368,7 +385,8 @@ class TransportProblem:
                       oxide.vertical_conductivity)
         h = self.comm.allreduce(float(np.mean(msh.h(tdim, domain.oxide_cells[:1000]))) if len(domain.oxide_cells)
                                 else 0.0, op=MPI.MAX)
-        e_scale = h**2 / sig_max
+        # a Constant, so that forms do not recompile for every mesh size
+        e_scale = dolfinx.fem.Constant(msh, PETSc.ScalarType(h**2 / sig_max))
         vphi = self.v["phi_e"]
         F += e_scale * ufl.inner(sig * ufl.grad(phi), ufl.grad(vphi)) * dx(OX)
         F += e_scale * FARADAY * self.j * vphi("+") * dS(GAMMA)
@@ -394,6 +412,8 @@ class TransportProblem:
                     dpsi = a[0] * psi + a[1] * psi_old + a[2] * psi_older
                     F += top.capacitance / (self.f_RT * FARADAY * cref) * dpsi * vpsi * self.ds(TOP)
 
+        if self.cahn_hilliard:
+            F += F_mu
         self.residual = F
         bcs = []
         self._bc_field = []
@@ -417,9 +437,13 @@ class TransportProblem:
                     continue
                 corner = [self.comm.allreduce(float(mesh_.geometry.x[:, i].min(initial=np.inf)), op=MPI.MIN)
                           for i in range(msh.geometry.dim)]
-                dofs = dolfinx.fem.locate_dofs_geometrical(
-                    self.spaces[name], lambda x, c=corner: np.all([np.isclose(x[i], c[i], rtol=0, atol=1e-9 * (
-                        1 + abs(c[i]))) for i in range(len(c))], axis=0))
+                if name == "phi_e":  # no exchange: φ_e is meaningless, and may be uncoupled column by column
+                    dofs = np.arange(self.spaces[name].dofmap.index_map.size_local
+                                     + self.spaces[name].dofmap.index_map.num_ghosts, dtype=np.int32)
+                else:
+                    dofs = dolfinx.fem.locate_dofs_geometrical(
+                        self.spaces[name], lambda x, c=corner: np.all([np.isclose(x[i], c[i], rtol=0, atol=1e-9 * (
+                            1 + abs(c[i]))) for i in range(len(c))], axis=0))
                 value = float(self.u[name].x.array[0]) if self.u[name].x.array.size else 0.0
                 value = self.comm.bcast(value, root=0)
                 bcs.append(dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, self.spaces[name]))
@@ -566,6 +590,9 @@ class TransportProblem:
             phi0, psi0 = 0.0, -self.f_RT * U
         self.u["phi_e"].x.array[:] = phi0
         self.u["psi"].x.array[:] = psi0
+        if "mu" in self.u:
+            th = 1 / (1 + np.exp(-self.u["w"].x.array))
+            self.u["mu"].x.array[:] = -self.f_RT * np.asarray(self.oxide.open_circuit_potential(th, NUMPY))
         for n in self.u_old:
             self.u_old[n].x.array[:] = self.u[n].x.array
             self.u_older[n].x.array[:] = self.u[n].x.array
@@ -614,7 +641,7 @@ class TransportProblem:
     #: largest Newton change per iteration: log-concentrations and logit(θ) by 2 (a factor e²
     #: in c), ψ by 10 (0.26 V), φ_e by 0.5 V. Unclipped Newton on log variables overshoots
     #: when a concentration must rise by decades in a step, then creeps back one unit per step.
-    MAX_UPDATE = {"w": 2.0, "psi": 10.0, "phi_e": 0.5}
+    MAX_UPDATE = {"w": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
     MAX_UPDATE_LOG_C = 2.0
 
     def _newton(self) -> tuple[int, int]:

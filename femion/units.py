@@ -35,6 +35,7 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "molar_energy": ("[energy] / [substance]", "J/mol"),
     "energy": ("[energy]", "J"),
     "length_per_tesla": ("[length] / [magnetic_field]", "m/T"),
+    "gradient_energy": ("[energy] * [length] ** 2 / [substance]", "J*m**2/mol"),
     "areal_capacitance": ("[capacitance] / [length] ** 2", "F/m**2"),
     "dimensionless": ("", ""),
 }
