@@ -622,6 +622,12 @@ class TransportProblem:
             bc.set(self.u[name].x.array)
         try:
             reason, its = self._newton()
+            if reason <= 0:  # retry from the same start with backtracking on ‖F‖
+                self._restore(saved)
+                for bc, name in self._bc_field:
+                    bc.set(self.u[name].x.array)
+                reason, more = self._newton(linesearch=True)
+                its += more
         except (RuntimeError, PETSc.Error) as exc:  # PETSc error inside the solve
             self._restore(saved)
             raise TransportSolveError(f"PETSc error: {exc}") from None
@@ -644,8 +650,9 @@ class TransportProblem:
     MAX_UPDATE = {"w": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
     MAX_UPDATE_LOG_C = 2.0
 
-    def _newton(self) -> tuple[int, int]:
-        """Damped Newton (MUMPS) with per-field update limits; returns (SNES-style reason, iterations)."""
+    def _newton(self, linesearch: bool = False) -> tuple[int, int]:
+        """Newton (MUMPS) with per-field update limits, optionally with backtracking on ‖F‖;
+        returns (SNES-style reason, iterations)."""
         snes, prob = self.snes, self.problem
         x, b, A = prob.x, prob.b, prob.A
         funcs = [self.u[n] for n in self.names]
@@ -658,9 +665,11 @@ class TransportProblem:
         limits = [self.MAX_UPDATE.get(n, self.MAX_UPDATE_LOG_C) for n in self.names]
         _, _, _, max_it = snes.getTolerances()
         reason, it = 0, 0
+        snes.computeFunction(x, b)
+        fnorm = b.norm()
+        trial = x.duplicate()
         for it in range(max_it + 1):
-            snes.computeFunction(x, b)
-            reason = self._converged(snes, it, (0.0, 0.0, b.norm()))
+            reason = self._converged(snes, it, (0.0, 0.0, fnorm))
             if reason != 0:
                 break
             snes.computeJacobian(x, A, A)
@@ -672,12 +681,31 @@ class TransportProblem:
             arr = dx.getArray()
             for k, lim in enumerate(limits):
                 np.clip(arr[offsets[k]:offsets[k + 1]], -lim, lim, out=arr[offsets[k]:offsets[k + 1]])
-            x.axpy(-1.0, dx)
-            x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+            # backtracking: accept the first of 1, 1/2, ..., 1/64 of the step that lowers ‖F‖
+            # (or the last one tried); near the solution the full step is always taken
+            lam = 1.0
+            while linesearch:
+                x.copy(trial)
+                trial.axpy(-lam, dx)
+                trial.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+                snes.computeFunction(trial, b)
+                new = b.norm()
+                if new <= (1 - 1e-4 * lam) * fnorm or lam <= 1 / 64 or new <= 1e-12 * self.volume:
+                    break
+                lam *= 0.5
+            if not linesearch:
+                x.copy(trial)
+                trial.axpy(-1.0, dx)
+                trial.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+                snes.computeFunction(trial, b)
+                new = b.norm()
+            trial.copy(x)
+            fnorm = new
         dolfinx.fem.petsc.assign(x, funcs)
         for f in funcs:
             f.x.scatter_forward()
         dx.destroy()
+        trial.destroy()
         return reason, it
 
     def _restore(self, saved):
