@@ -331,6 +331,10 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
             "fields": {"oxide": ["theta", "c_oxide", "phi_s"], "electrolyte": [f"c_{n}" for n in ions] + ["phi_l"]},
             "max_B_T": problem.max_B,
             "c_max_mol_m3": problem.oxide.c_max,
+            "oxide_layer": device.transport_layers(case)[0].name,
+            "electrolyte_layer": device.transport_layers(case)[1].name,
+            "exchanging": problem.electrolyte.exchanging,
+            "section_y_m": device.section_y(case),
         },
     }
     return summary, stopped

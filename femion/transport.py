@@ -210,6 +210,7 @@ class TransportProblem:
         electrolyte_initial: dict[str, Callable] | None = None,
         prefix: str = "femion_transport_",
         quadrature_degree: int = 4,
+        lumped_mass: bool = True,
         magnetic_field: Callable[[np.ndarray], np.ndarray] | None = None,
         lorentz: LorentzModel | None = None,
     ):
@@ -233,6 +234,14 @@ class TransportProblem:
         # degree for the Jacobian of exp(u) terms, and Newton would lose its quadratic rate.
         md = {"quadrature_degree": quadrature_degree}
         self.dx = ufl.Measure("dx", domain=msh, subdomain_data=self.cell_tags, metadata=md)
+        # Lumped mass for the time derivatives (quadrature at the vertices): no over/undershoot
+        # where exchange switches on at a coating edge, and uncoated oxide is left untouched.
+        if msh.topology.cell_type in (dolfinx.mesh.CellType.quadrilateral, dolfinx.mesh.CellType.hexahedron):
+            lump = {"quadrature_rule": "GLL", "quadrature_degree": 1}
+        else:
+            lump = {"quadrature_rule": "vertex", "quadrature_degree": 1}
+        self.dx_mass = ufl.Measure("dx", domain=msh, subdomain_data=self.cell_tags, metadata=lump) if lumped_mass \
+            else self.dx
         self.dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data, metadata=md)
         self.ds = None
         if top is not None and domain.top_facets is not None:
@@ -329,7 +338,8 @@ class TransportProblem:
                 - kappa_RT * ufl.inner(ufl.grad(theta), ufl.grad(vmu)) * dx(OX)
         else:
             N_ox = -Ds * cmax * theta * (1 - theta) * ufl.grad(w)
-        F = bdf(theta, "w", 1.0) * self.v["w"] * dx(OX) - dt / cmax * ufl.inner(N_ox, ufl.grad(self.v["w"])) * dx(OX)
+        dm = self.dx_mass
+        F = bdf(theta, "w", 1.0) * self.v["w"] * dm(OX) - dt / cmax * ufl.inner(N_ox, ufl.grad(self.v["w"])) * dx(OX)
         F -= dt / cmax * self.j * self.v["w"]("+") * dS(GAMMA)
         if self.lorentz.closure:
             F -= dt / cmax * self._closure_term(xp, r_ox, i0)
@@ -360,7 +370,7 @@ class TransportProblem:
             n = f"u_{ion.name}"
             vi = self.v[n]
             ci = ion.concentration  # each species' rows scaled by its own reference concentration
-            F += bdf(conc[ion.name], n, ci) * vi * dx(EL) - dt / ci * ufl.inner(flux[ion.name], ufl.grad(vi)) * dx(EL)
+            F += bdf(conc[ion.name], n, ci) * vi * dm(EL) - dt / ci * ufl.inner(flux[ion.name], ufl.grad(vi)) * dx(EL)
             if ion.name == ex:
                 F += dt / ci * self.j * vi("-") * dS(GAMMA)
             if ion.name in sources:
@@ -713,9 +723,12 @@ class TransportProblem:
             self.u[n].x.array[:] = arr
 
     # ------------------------------------------------------------ diagnostics
-    def integrate(self, expr, where: str) -> float:
-        """∫ expr over the oxide ("oxide"), electrolyte ("electrolyte") or Γ ("interface")."""
-        measure = {"oxide": self.dx(OX), "electrolyte": self.dx(EL), "interface": self.dS(GAMMA)}[where]
+    def integrate(self, expr, where: str, mass: bool = False) -> float:
+        """∫ expr over the oxide ("oxide"), electrolyte ("electrolyte") or Γ ("interface");
+        ``mass=True`` uses the (lumped) quadrature of the time-derivative terms, under which the
+        species totals are conserved exactly."""
+        dx = self.dx_mass if mass else self.dx
+        measure = {"oxide": dx(OX), "electrolyte": dx(EL), "interface": self.dS(GAMMA)}[where]
         form = dolfinx.fem.form(expr * measure, entity_maps=self.entity_maps)
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
 
@@ -723,9 +736,9 @@ class TransportProblem:
         """Amount (mol, or mol per metre of width in a 2D section) of each species in each domain."""
         conc = self.concentration_exprs(self.u)
         theta = self.theta_expr(self.u["w"])
-        out = {"oxide": self.integrate(self.oxide.c_max * theta, "oxide")}
+        out = {"oxide": self.integrate(self.oxide.c_max * theta, "oxide", mass=True)}
         for name, c in conc.items():
-            out[name] = self.integrate(c, "electrolyte")
+            out[name] = self.integrate(c, "electrolyte", mass=True)
         return out
 
     def exchange_current(self) -> float:

@@ -125,6 +125,8 @@ def render_result(path: str | Path) -> list[Path]:
         title = (f"|B| and in-plane B at the {summary['interface']['name'].replace('|', '/')} interface, "
                  f"{(z - sheet['sheet_z_m']) * 1e6:.3g} um above the {sheet['conductor']} sheet")
         written.append(plot_interface_field(b, figs / "B_interface.png", title, plate_mm))
+    if summary.get("transport"):
+        written.extend(plot_transport(path))
     return written
 
 
@@ -168,4 +170,69 @@ def render_mesh(plan_file: Path, stack_file: Path, out: Path, layer_z: dict[str,
         pl.view_isometric()
     pl.screenshot(str(out))
     pl.close()
+    return out
+
+
+def plot_transport(path: Path) -> list[Path]:
+    """Line plots of θ (oxide) and c of the exchanged ion (electrolyte) along x at every output time,
+    through the middle of the plate; for 3D runs also a plan map of θ at the last output."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .output import open_result
+
+    res = open_result(path)
+    s = res.summary
+    (x0, x1), (y0, y1) = res.plate_bounds
+    zo = float(np.mean(res.layer_z[s["transport"]["oxide_layer"]]))
+    ze = float(np.mean(res.layer_z[s["transport"]["electrolyte_layer"]]))
+    yc = s["transport"].get("section_y_m", 0.5 * (y0 + y1))
+    xs = np.linspace(x0, x1, 400)[1:-1]
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+    ion = s["transport"]["exchanging"]
+    cmap = plt.get_cmap("viridis")
+    times = res.times
+    for k, t in enumerate(times):
+        color = cmap(k / max(len(times) - 1, 1))
+        th = res.probe("theta", np.c_[xs, np.full_like(xs, yc), np.full_like(xs, zo)], time=t)
+        axes[0].plot(xs * MM, th, color=color, label=f"t = {t:g} s")
+        try:
+            c = res.probe(f"c_{ion}", np.c_[xs, np.full_like(xs, yc), np.full_like(xs, ze)], time=t)
+        except ValueError:  # parts of the line are not coated: sample the coated part only
+            coated = []
+            for xv in xs:
+                try:
+                    coated.append((xv, float(res.probe(f"c_{ion}", np.array([[xv, yc, ze]]), time=t)[0])))
+                except ValueError:
+                    pass
+            xv, c = (np.array(v) for v in zip(*coated)) if coated else (np.array([]), np.array([]))
+            axes[1].plot(xv * MM, c, color=color)
+            continue
+        axes[1].plot(xs * MM, c, color=color)
+    axes[0].set_ylabel("oxide filling fraction θ")
+    axes[1].set_ylabel(f"c_{ion} in the electrolyte (mol/m³)")
+    axes[1].set_xlabel("x (mm)")
+    axes[0].legend(fontsize=8, ncol=3)
+    axes[0].set_title(f"{s['case']}: along x at y = {yc * MM:g} mm (oxide and electrolyte mid-planes)")
+    fig.tight_layout()
+    out = [path / "figures" / "transport_profiles.png"]
+    fig.savefig(out[0], dpi=110)
+    plt.close(fig)
+    if s["transport"]["dimension"] == 3:
+        nx, ny = 200, max(20, int(200 * (y1 - y0) / (x1 - x0)))
+        gx, gy = np.meshgrid(np.linspace(x0, x1, nx + 2)[1:-1], np.linspace(y0, y1, ny + 2)[1:-1])
+        pts = np.c_[gx.ravel(), gy.ravel(), np.full(gx.size, zo)]
+        th = res.probe("theta", pts, time=times[-1]).reshape(gx.shape)
+        fig, ax = plt.subplots(figsize=(9, 4))
+        im = ax.imshow(th, origin="lower", extent=(x0 * MM, x1 * MM, y0 * MM, y1 * MM), cmap="Blues")
+        fig.colorbar(im, ax=ax, label="θ")
+        ax.set_xlabel("x (mm)")
+        ax.set_ylabel("y (mm)")
+        ax.set_title(f"oxide filling fraction at t = {times[-1]:g} s")
+        fig.tight_layout()
+        out.append(path / "figures" / "theta_plan.png")
+        fig.savefig(out[-1], dpi=110)
+        plt.close(fig)
     return out

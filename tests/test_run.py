@@ -128,6 +128,9 @@ def test_transport_run_writes_contract_and_conserves(comm, shared_tmp):
     assert res.probe("c_oxide", ox_pts, time=40.0) == pytest.approx(th1 * s["transport"]["c_max_mol_m3"])
     # Model III: the current flows from x_min to x_max; Li leaves the x_min end and gathers at x_max
     assert th1[0] < 0.3 < th1[2]
+    # the uncoated ends (x < 3 mm, x > 47 mm) exchange nothing: their Li stays put
+    bare = np.c_[[0.001, 0.049], [0.01, 0.01], [zo, zo]]
+    assert res.probe("theta", bare, time=40.0) == pytest.approx([0.3, 0.3], abs=1e-9)
     c_li, c_clo4 = res.probe("c_Li", el_pts, time=40.0), res.probe("c_ClO4", el_pts, time=40.0)
     assert c_li == pytest.approx(c_clo4, rel=1e-9)  # electroneutral binary
     phi_s, phi_l = res.probe("phi_s", ox_pts, time=40.0), res.probe("phi_l", el_pts, time=40.0)
