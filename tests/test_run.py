@@ -130,7 +130,7 @@ def test_transport_run_writes_contract_and_conserves(comm, shared_tmp):
     assert th1[0] < 0.3 < th1[2]
     # the uncoated ends (x < 3 mm, x > 47 mm) exchange nothing: their Li stays put
     bare = np.c_[[0.001, 0.049], [0.01, 0.01], [zo, zo]]
-    assert res.probe("theta", bare, time=40.0) == pytest.approx([0.3, 0.3], abs=1e-9)
+    assert res.probe("theta", bare, time=40.0) == pytest.approx([0.3, 0.3], abs=1e-6)  # D_s·t ≪ cell²
     c_li, c_clo4 = res.probe("c_Li", el_pts, time=40.0), res.probe("c_ClO4", el_pts, time=40.0)
     assert c_li == pytest.approx(c_clo4, rel=1e-9)  # electroneutral binary
     phi_s, phi_l = res.probe("phi_s", ox_pts, time=40.0), res.probe("phi_l", el_pts, time=40.0)
