@@ -242,7 +242,11 @@ class TransportProblem:
             lump = {"quadrature_rule": "vertex", "quadrature_degree": 1}
         self.dx_mass = ufl.Measure("dx", domain=msh, subdomain_data=self.cell_tags, metadata=lump) if lumped_mass \
             else self.dx
-        self.dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data, metadata=md)
+
+        # The exchange on Γ is lumped the same way (vertex quadrature): with consistent facet
+        # quadrature, a floating oxide (no conductor beneath) admits node-to-node oscillating φ_e
+        # whose exchange cancels against every hat function, a spurious checkerboard of θ.
+        self.dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data, metadata=lump if lumped_mass else md)
         self.ds = None
         if top is not None and domain.top_facets is not None:
             self.ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, _exterior_entities(msh, domain.top_facets))],
@@ -399,7 +403,9 @@ class TransportProblem:
         e_scale = dolfinx.fem.Constant(msh, PETSc.ScalarType(h**2 / sig_max))
         vphi = self.v["phi_e"]
         F += e_scale * ufl.inner(sig * ufl.grad(phi), ufl.grad(vphi)) * dx(OX)
-        F += e_scale * FARADAY * self.j * vphi("+") * dS(GAMMA)
+        # σ∇φ_e·n = F j on Γ: insertion draws electrons to the interface, so conventional current
+        # leaves Γ into the oxide (n out of the oxide)
+        F -= e_scale * FARADAY * self.j * vphi("+") * dS(GAMMA)
         if "electron" in sources:
             F -= e_scale * sources["electron"] * vphi * dx(OX)
         if "interface_electron" in sources:

@@ -112,7 +112,7 @@ def run_mms(comm, n, exact, *, exchange: float, dt=0.1):
             "interface_oxide": -ufl.dot(N_ox, n) - j,
             "interface_Li": j + ufl.dot(N_p, n),
             "interface_charge": j + ufl.dot(N_p - N_m, n),
-            "interface_electron": ufl.dot(ufl.grad(phi), n) + FARADAY * j,
+            "interface_electron": ufl.dot(ufl.grad(phi), n) - FARADAY * j,
         }
 
     prob = TransportProblem(dom, oxide, el, kin, sources=sources, dirichlet=dirichlet,
@@ -517,3 +517,35 @@ def test_cahn_hilliard_gradient_term_speeds_up_short_modes_as_linear_theory_says
         p.step(tau / 40, order=2, dt_prev=tau / 40)
     assert -np.log(amplitude() / a0) == pytest.approx(1.0, rel=1e-2)
     assert abs(p.totals()["oxide"] - m0) / m0 < 1e-12
+
+
+def test_oxide_without_conductor_beneath_stays_nearly_floating(comm):
+    """Conductor under the first quarter only, its ends held ±35 mV about equilibrium: oxide 1.5 mm beyond
+    it, whose electrons come only through the film's own sheet conductance, gains < 0.1 % of the Li it
+    gains with a conductor under it (G_ox = 6e-8 S, decay length √(G_ox R_ct) ≈ 40 µm), and < 10 % with
+    blue WO3's own 6e-6 S (≈ 0.4 mm: the film itself spreads electrons that far)."""
+    L, tox = 4e-3, 0.5e-6
+    U0 = 3.0 + RT_F * np.log(0.7 / 0.3)  # U(θ = 0.3)
+    changes = {}
+    for G_far in (6e-8, 6e-6, 0.125):
+        dom = section(comm, 80, 2, 2, length=L, t_ox=tox, h_el=20e-6)
+        oxide = OxideModel(c_max=1.3e4, diffusivity=lambda th, xp: 1e-14,
+                           open_circuit_potential=lambda th, xp: ideal_U(th, xp, 3.0), theta_initial=0.3,
+                           conductance=lambda x, G=G_far: np.where(x[0] < L / 4, 0.125, G), thickness=tox)
+        contacts = [(lambda x: np.isclose(x[0], 0.0), U0 + 0.035),
+                    (lambda x: np.isclose(x[0], L / 4) & (x[1] <= tox * 1.01), U0 - 0.035)]
+        p = TransportProblem(dom, oxide, binary(2.6e-10, 4e-10, 1000.0), KineticsModel(exchange_current_density=1.0),
+                             electron_contacts=contacts, prefix=f"float{len(changes)}_")
+        xs = ufl.SpatialCoordinate(dom.mesh)
+        far = ufl.conditional(ufl.gt(xs[0], 0.625 * L), 1.0, 0.0)
+
+        def amount():
+            return p.integrate(p.oxide.c_max * p.theta_expr(p.u["w"]) * far, "oxide", mass=True)
+
+        f0 = amount()
+        Stepper(p, StepControl(dt_initial=0.1, dt_min=1e-6, dt_max=5.0)).advance_to(60.0)
+        changes[G_far] = abs(amount() - f0)
+    connected = changes[0.125]
+    assert connected > 0
+    assert changes[6e-8] < 1e-3 * connected
+    assert changes[6e-8] < changes[6e-6] < 0.1 * connected
