@@ -327,7 +327,9 @@ class TransportProblem:
         if k.law == "butler_volmer":
             params.update(alpha_a=k.alpha_a, alpha_c=k.alpha_c)
         r_red, r_ox = rate(k.law, eta, xp=xp, **params)
-        self.j = i0 / FARADAY * (r_red - r_ox)
+        # exchange switch: 1 with electrolyte on the film, 0 once it is removed (the state is kept)
+        self.exchange_on = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
+        self.j = self.exchange_on * i0 / FARADAY * (r_red - r_ox)
         self.eta = eta
 
         Ds = oxide.diffusivity(theta, xp)
@@ -433,9 +435,13 @@ class TransportProblem:
         self.residual = F
         bcs = []
         self._bc_field = []
+        #: contact potentials (V) as Constants, so a protocol can scale or reverse the drive
+        self.contact_potentials = []
         for locate, value in electron_contacts:
             dofs = dolfinx.fem.locate_dofs_geometrical(self.spaces["phi_e"], locate)
-            bcs.append(dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, self.spaces["phi_e"]))
+            value_c = dolfinx.fem.Constant(self.ox_mesh, PETSc.ScalarType(value))
+            self.contact_potentials.append(value_c)
+            bcs.append(dolfinx.fem.dirichletbc(value_c, dofs, self.spaces["phi_e"]))
             self._bc_field.append((bcs[-1], "phi_e"))
         self._dirichlet_funcs = []
         for name, (locate, func) in (dirichlet or {}).items():
@@ -727,6 +733,18 @@ class TransportProblem:
     def _restore(self, saved):
         for n, arr in saved.items():
             self.u[n].x.array[:] = arr
+
+    # ------------------------------------------------------------ controls
+    def set_contact_potentials(self, values: Sequence[float]) -> None:
+        """New potentials (V) of the electron contacts, in the order they were given."""
+        if len(values) != len(self.contact_potentials):
+            raise ValueError(f"expected {len(self.contact_potentials)} contact potentials, got {len(values)}")
+        for c, v in zip(self.contact_potentials, values):
+            c.value = v
+
+    def set_exchange(self, on: bool) -> None:
+        """Switch the oxide|electrolyte exchange on (electrolyte coated) or off (removed)."""
+        self.exchange_on.value = 1.0 if on else 0.0
 
     # ------------------------------------------------------------ diagnostics
     def integrate(self, expr, where: str, mass: bool = False) -> float:
