@@ -217,8 +217,8 @@ def main():
         out(extra)
         prev = (h, t_step)
     out("\nsetup includes FFCx/JIT form compilation (1-9 s when cold); with a warm cache (a second run) it is "
-        "mostly submesh/space creation. The transport forms embed the electron-row scale h^2/sigma_max as a "
-        "float, so every new mesh size compiles its own forms on a cold cache.")
+        "mostly submesh/space creation (the forms do not depend on the mesh size, so one compilation serves "
+        "all sizes of a cell type).")
     out("poisson s = numeric LU factorisation + solve (after one warm-up); P solve s = solve reusing the factors; "
         "ratio = step s / poisson s.")
 
