@@ -31,3 +31,23 @@ def shared_tmp(comm):
     comm.barrier()
     if comm.rank == 0:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ufl_eval():
+    """Evaluate a scalar UFL expression of a Constant as ∫ expr dx over the unit square (area 1)."""
+    from femion._dolfinx import MPI, dolfinx, ufl
+
+    msh = dolfinx.mesh.create_unit_square(MPI.COMM_SELF, 1, 1)
+    const = dolfinx.fem.Constant(msh, 0.5)
+
+    def compile_(expr_of):
+        form = dolfinx.fem.form(expr_of(const) * ufl.dx(domain=msh))
+
+        def value(x):
+            const.value = x
+            return dolfinx.fem.assemble_scalar(form)
+
+        return value
+
+    return compile_

@@ -180,24 +180,6 @@ def test_numpy_namespace_erfc_and_ufl_namespace_fields():
 # --------------------------------------------------------------------------- UFL
 
 
-@pytest.fixture(scope="module")
-def ufl_eval():
-    """Evaluate a scalar UFL expression as ∫ expr dx over the unit square (area 1)."""
-    from femion._dolfinx import MPI, dolfinx, ufl
-
-    msh = dolfinx.mesh.create_unit_square(MPI.COMM_SELF, 1, 1)
-    const = dolfinx.fem.Constant(msh, 0.0)
-
-    def compile_(expr_of):
-        form = dolfinx.fem.form(expr_of(const) * ufl.dx(domain=msh))
-
-        def value(x):
-            const.value = x
-            return dolfinx.fem.assemble_scalar(form)
-
-        return value
-
-    return compile_
 
 
 @pytest.mark.parametrize(
