@@ -471,32 +471,15 @@ class TransportProblem:
                 bcs.append(dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, self.spaces[name]))
                 self._bc_field.append((bcs[-1], name))
         self.bcs = bcs
-        self.problem = dolfinx.fem.petsc.NonlinearProblem(
-            ufl.extract_blocks(F),
-            [self.u[n] for n in self.names],
-            bcs=bcs,
-            kind="mpi",
-            entity_maps=self.entity_maps,
-            petsc_options_prefix=prefix,
-            petsc_options={
-                "snes_type": "newtonls",
-                "snes_linesearch_type": "basic",
-                "snes_rtol": 1e-10,
-                "snes_atol": 1e-13,
-                "snes_stol": 0.0,
-                "snes_max_it": 12,
-                "ksp_type": "preonly",
-                "pc_type": "lu",
-                "pc_factor_mat_solver_type": "mumps",
-            },
-        )
-        self.snes = self.problem.solver
+        self._contact_bcs = [bc for bc, _ in self._bc_field[:len(self.contact_potentials)]]
         # Residual rows are (change of concentration / reference) x cell volume, so an absolute
         # tolerance has to follow the size of the domain: 1e-14 of its volume.
         self.volume = self.integrate(dolfinx.fem.Constant(msh, 1.0), "oxide") + self.integrate(
             dolfinx.fem.Constant(msh, 1.0), "electrolyte")
-        self.snes.setTolerances(rtol=1e-13, atol=1e-14 * self.volume, stol=0.0, max_it=25)
-        self.snes.setConvergenceTest(self._converged)
+        self._prefix = prefix
+        self._problems = {}
+        self.contacts_connected = True
+        self._activate()
         self.t = 0.0
         self._have_older = False
 
@@ -641,13 +624,15 @@ class TransportProblem:
         # start Newton from a state that already satisfies the Dirichlet values, so the first
         # residual measures the physics, not the jump to the boundary data
         for bc, name in self._bc_field:
-            bc.set(self.u[name].x.array)
+            if any(bc is a for a in self._active_bcs):
+                bc.set(self.u[name].x.array)
         try:
             reason, its = self._newton()
             if reason <= 0:  # retry from the same start with backtracking on ‖F‖
                 self._restore(saved)
                 for bc, name in self._bc_field:
-                    bc.set(self.u[name].x.array)
+                    if any(bc is a for a in self._active_bcs):
+                        bc.set(self.u[name].x.array)
                 reason, more = self._newton(linesearch=True)
                 its += more
         except (RuntimeError, PETSc.Error) as exc:  # PETSc error inside the solve
@@ -734,7 +719,32 @@ class TransportProblem:
         for n, arr in saved.items():
             self.u[n].x.array[:] = arr
 
+    def _activate(self) -> None:
+        """Use the nonlinear problem whose Dirichlet set matches the contacts' state (made once each)."""
+        key = self.contacts_connected
+        if key not in self._problems:
+            bcs = self.bcs if key else [bc for bc in self.bcs if all(bc is not c for c in self._contact_bcs)]
+            problem = dolfinx.fem.petsc.NonlinearProblem(
+                ufl.extract_blocks(self.residual),
+                [self.u[n] for n in self.names],
+                bcs=bcs,
+                kind="mpi",
+                entity_maps=self.entity_maps,
+                petsc_options_prefix=f"{self._prefix}{'on' if key else 'off'}_",
+                petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
+            )
+            problem.solver.setTolerances(rtol=1e-13, atol=1e-14 * self.volume, stol=0.0, max_it=25)
+            problem.solver.setConvergenceTest(self._converged)
+            self._problems[key] = (problem, bcs)
+        self.problem, self._active_bcs = self._problems[key]
+        self.snes = self.problem.solver
+
     # ------------------------------------------------------------ controls
+    def set_contacts_connected(self, connected: bool) -> None:
+        """Connect the electron contacts (drive on) or leave the conductor floating (drive off)."""
+        self.contacts_connected = bool(connected)
+        self._activate()
+
     def set_contact_potentials(self, values: Sequence[float]) -> None:
         """New potentials (V) of the electron contacts, in the order they were given."""
         if len(values) != len(self.contact_potentials):

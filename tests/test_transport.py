@@ -589,3 +589,28 @@ def test_reversing_the_drive_reverses_the_motion_and_removing_the_electrolyte_fr
     before = profile()
     Stepper(p, StepControl(dt_initial=0.5, dt_min=1e-6, dt_max=5.0)).advance_to(60.0)
     assert np.abs(profile() - before).max() < 1e-3 * before.max()
+
+
+def test_drive_off_leaves_the_film_floating_and_it_relaxes(comm):
+    """After a drive, disconnecting the contacts (P3) leaves the film floating: the oxide keeps its total
+    Li (no electrons in or out) while the driven-in gradient relaxes through the electrolyte."""
+    p = closed_cell(comm, nx=20, drive=0.0)
+    p.u["w"].x.array[:] = np.log(0.3 / 0.7)
+    for n in p.u_old:
+        p.u_old[n].x.array[:] = p.u[n].x.array
+    U0 = 3.0 + RT_F * np.log(0.7 / 0.3)  # U(θ = 0.3); start in equilibrium with φ_l = 0
+    p.u["phi_e"].x.array[:] = U0
+    p.u["psi"].x.array[:] = 0.0
+    p.set_contact_potentials([U0 + 0.05, U0 - 0.05])
+    stepper = Stepper(p, StepControl(dt_initial=0.5, dt_min=1e-6, dt_max=5.0))
+    stepper.advance_to(30.0)
+
+    def spread():
+        th = 1 / (1 + np.exp(-p.u["w"].x.array))
+        return comm.allreduce(float(th.max()), op=MPI.MAX) - comm.allreduce(float(th.min()), op=MPI.MIN)
+
+    driven, ox0 = spread(), p.totals()["oxide"]
+    p.set_contacts_connected(False)
+    stepper.advance_to(600.0)
+    assert abs(p.totals()["oxide"] - ox0) / ox0 < 1e-9
+    assert spread() < 0.5 * driven
