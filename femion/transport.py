@@ -417,7 +417,9 @@ class TransportProblem:
         self.j_top = None
         if self.ds is not None:
             c_top = conc[ex]
-            eta_top = self.f_RT * top.potential - psi
+            #: the counter electrode's potential (V), a Constant so a protocol can set it (injection)
+            self.top_potential = dolfinx.fem.Constant(msh, PETSc.ScalarType(top.potential))
+            eta_top = self.f_RT * self.top_potential - psi
             self.j_top = top.exchange_current_density / FARADAY * (c_top / electrolyte.ion(ex).concentration) ** (
                 1 - top.alpha) * (ufl.exp((1 - top.alpha) * eta_top) - ufl.exp(-top.alpha * eta_top))
             F -= dt / electrolyte.ion(ex).concentration * self.j_top * self.v[f"u_{ex}"] * self.ds(TOP)
@@ -751,6 +753,12 @@ class TransportProblem:
             raise ValueError(f"expected {len(self.contact_potentials)} contact potentials, got {len(values)}")
         for c, v in zip(self.contact_potentials, values):
             c.value = v
+
+    def set_top_potential(self, value: float) -> None:
+        """Potential (V) of the counter electrode on the electrolyte's top face."""
+        if self.j_top is None:
+            raise ValueError("this problem has no counter electrode")
+        self.top_potential.value = value
 
     def set_exchange(self, on: bool) -> None:
         """Switch the oxide|electrolyte exchange on (electrolyte coated) or off (removed)."""
