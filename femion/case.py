@@ -64,6 +64,8 @@ MolarEnergy = _quantity("molar_energy")
 Energy = _quantity("energy", positive=True)
 NonnegativeLength = _quantity("length", nonnegative=True)
 LengthPerTesla = _quantity("length_per_tesla", nonnegative=True)
+ArealCapacitance = _quantity("areal_capacitance", nonnegative=True)
+GradientEnergy = _quantity("gradient_energy", nonnegative=True)
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 Point2 = tuple[Length, Length]
@@ -337,7 +339,7 @@ class OxideTransport(_Model):
     diffusivity_law: Literal["constant", "lattice_gas"] = "constant"
     max_concentration: Concentration | None = None  # default: from the material library
     host: HostSpec = HostSpec()
-    gradient_energy: _quantity("gradient_energy", nonnegative=True) = 0.0  # Cahn–Hilliard κ, e.g. '1e-12 J*m^2/mol'
+    gradient_energy: GradientEnergy = 0.0  # Cahn–Hilliard κ, e.g. '1e-12 J*m^2/mol'
 
 
 
@@ -375,7 +377,7 @@ class TopElectrodeSpec(_Model):
 
     potential: Voltage = 0.0
     exchange_current_density: CurrentDensity = 10.0
-    capacitance: _quantity("areal_capacitance", nonnegative=True) = 0.0  # double layer, e.g. '20 uF/cm^2'
+    capacitance: ArealCapacitance = 0.0  # double layer, e.g. '20 uF/cm^2'
 
 
 class LorentzSpec(_Model):

@@ -151,9 +151,11 @@ def build_transport(case: Case, stack, sheets: list[SheetCurrent], voltages: dic
     if case.magnetic.enabled:
         ext = case.magnetic.external_field
 
-        def field(x):
+        def field_at(x):
             return magnetic_flux_density(sheets, space_points(case, x), external_field=ext,
                                          method=case.magnetic.method).T
+
+        field = field_at
 
     lor = tr.lorentz
     lorentz = LorentzModel(bulk=lor.bulk, closure=lor.closure, step_law=lor.step_law,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from femion.kinetics import NUMPY, F, R
+from femion.kinetics import NUMPY, F, R, choose
 
 __all__ = [
     "DIFFUSIVITY_LAWS",
@@ -173,10 +173,4 @@ DIFFUSIVITY_LAWS = {
 
 def diffusivity(law: str, theta, *, xp=NUMPY, **params):
     """D_s(θ) (m² s⁻¹) of the law named ``law`` (one of :data:`DIFFUSIVITY_LAWS`)."""
-    try:
-        fn = DIFFUSIVITY_LAWS[law]
-    except KeyError:
-        raise ValueError(
-            f"unknown diffusivity law {law!r}; allowed: {', '.join(sorted(DIFFUSIVITY_LAWS))}"
-        ) from None
-    return fn(theta, xp=xp, **params)
+    return choose(DIFFUSIVITY_LAWS, law, "diffusivity law")(theta, xp=xp, **params)

@@ -211,15 +211,17 @@ def mhc_integral(eta, reorganization: float, *, normalized: bool = False):
 LAWS = {"butler_volmer": butler_volmer, "marcus": marcus, "mhc": mhc}
 
 
+def choose(registry: dict, name: str, what: str):
+    """``registry[name]``, or ValueError naming ``what`` and the allowed names (laws chosen by name)."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(f"unknown {what} {name!r}; allowed: {', '.join(sorted(registry))}") from None
+
+
 def rate(law: str, eta, *, xp=NUMPY, **params):
     """(r_red, r_ox) of the law named ``law`` (one of :data:`LAWS`) at η̃ = ``eta``."""
-    try:
-        fn = LAWS[law]
-    except KeyError:
-        raise ValueError(
-            f"unknown rate law {law!r}; allowed: {', '.join(sorted(LAWS))}"
-        ) from None
-    return fn(eta, xp=xp, **params)
+    return choose(LAWS, law, "rate law")(eta, xp=xp, **params)
 
 
 # --------------------------------------------------------------------------- prefactors

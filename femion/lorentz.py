@@ -17,7 +17,7 @@ Vectors are 3-vectors: numpy arrays of shape (..., 3) or UFL vectors; ``xp`` is
 
 from __future__ import annotations
 
-from femion.kinetics import NUMPY, F, R
+from femion.kinetics import NUMPY, F, R, choose
 
 __all__ = [
     "STEP_LAWS",
@@ -98,13 +98,7 @@ STEP_LAWS = {"constant": constant, "proportional": proportional, "saturating": s
 
 def step_length(law: str, B_magnitude, *, xp=NUMPY, **params):
     """λ(|B|) (m) of the step law named ``law`` (one of :data:`STEP_LAWS`)."""
-    try:
-        fn = STEP_LAWS[law]
-    except KeyError:
-        raise ValueError(
-            f"unknown step law {law!r}; allowed: {', '.join(sorted(STEP_LAWS))}"
-        ) from None
-    return fn(B_magnitude, xp=xp, **params)
+    return choose(STEP_LAWS, law, "step law")(B_magnitude, xp=xp, **params)
 
 
 def closure_surface_flux(n, B, r_out, law: str, xp=NUMPY, *, z: int = 1, **params):

@@ -223,8 +223,6 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
     """Transport stage: integrate to ``duration`` writing fields at the output times and a CSV of
     every step. Returns (summary entries, None) or, if the time step collapsed, the entries of
     the last good state and the reason."""
-    from ._dolfinx import ufl
-
     tr = case.transport
     stack = (geometry.build_stack_mesh(spec, comm) if case.mesh.dimension == 3
              else geometry.build_section_mesh(spec, comm))

@@ -163,7 +163,7 @@ class TransportDomain:
                    stack.facets(f"{oxide}|{electrolyte}"), top_facets)
 
 
-def _interface_entities(msh, facets, first_cells, other_cells=None):
+def _interface_entities(msh, facets, first_cells):
     """(cell, local facet) pairs of interior facets, the ``first_cells`` side always '+'."""
     tdim = msh.topology.dim
     msh.topology.create_connectivity(tdim - 1, tdim)
@@ -181,7 +181,6 @@ def _interface_entities(msh, facets, first_cells, other_cells=None):
 
 
 def _exterior_entities(msh, facets):
-    tdim = msh.topology.dim
     data = dolfinx.fem.compute_integration_domains(dolfinx.fem.IntegralType.exterior_facet, msh.topology, facets)
     return np.asarray(data, dtype=np.int32).ravel()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import shapely
 from shapely.geometry import Point, box
 
 from femion._dolfinx import MPI, dolfinx, ufl

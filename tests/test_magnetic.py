@@ -252,7 +252,7 @@ def _edge_fluxes(sheets):
 def test_ampere_loop_around_closed_track():
     """Ampère: ∮B·dl around one leg of a closed sheet circuit equals μ0·I."""
     sheets = ring_track()
-    A, H, w = 40e-3, 30e-3, 6e-3
+    A, w = 40e-3, 6e-3  # ring_track: 40 mm x 30 mm, 6 mm wide
     # loop in the y–z plane at x = A/2 around the bottom leg (current +x): CCW in (y, z)
     y0, y1, z0, z1 = -4e-3, w + 4e-3, -2e-3, 2e-3
     g, wg = np.polynomial.legendre.leggauss(64)

@@ -369,8 +369,6 @@ def uniform_field(By):
 
 
 def lorentz_cell(comm, lorentz, By=-B_STRIP, drive=0.1, prefix="lor"):
-    from femion.transport import LorentzModel  # noqa: F401
-
     p = closed_cell(comm, nx=10, drive=drive)
     # rebuild with the field and the chosen Lorentz terms, everything else as closed_cell
     dom, ox, el, kin = p.domain, p.oxide, p.electrolyte, p.kinetics
