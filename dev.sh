@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # femion developer entry point: sets itself up on a fresh machine, then runs.
 #
-#   ./dev.sh run [CASE] [femion run options]   set up, run a case (default: the paper's strip drive) on
+#   ./dev.sh run [CASE] [femion run options]   set up, run a case (default: the paper's Model III) on
 #                                              ${FEMION_NP:-2} MPI ranks, write results/<case>/ with figures
 #   ./dev.sh test                              set up, run the test suite (serial, then the MPI tests on 2 ranks)
 #   ./dev.sh setup                             only create .venv and install femion[wheel,test]
@@ -46,7 +46,7 @@ case "$cmd" in
     setup) setup ;;
     run)
         setup
-        case_file=${1:-cases/strip_drive.yaml}; shift || true
+        case_file=${1:-cases/fig4_model_III.yaml}; shift || true
         name=$(basename "$case_file" .yaml)
         "$VENV/bin/mpiexec" -n "${FEMION_NP:-2}" "$VENV/bin/femion" run "$case_file" --out "results/$name" "$@"
         echo "figures:"; ls -1 "results/$name/figures/"*.png

@@ -66,6 +66,8 @@ NonnegativeLength = _quantity("length", nonnegative=True)
 LengthPerTesla = _quantity("length_per_tesla", nonnegative=True)
 ArealCapacitance = _quantity("areal_capacitance", nonnegative=True)
 GradientEnergy = _quantity("gradient_energy", nonnegative=True)
+ColorationEfficiency = _quantity("coloration_efficiency", positive=True)
+SignedCurrent = _quantity("current")
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 Point2 = tuple[Length, Length]
@@ -345,7 +347,7 @@ class OxideTransport(_Model):
 
 class ElectrolyteTransport(_Model):
     ions: list[IonSpec] | None = None  # default: from the material library
-    exchanging: Name = "Li"
+    exchanging: Name | None = None  # default: the first cation
     model: Literal["electroneutral", "poisson"] = "electroneutral"
     relative_permittivity: Annotated[float, Field(gt=0)] | None = None  # default: from the material
 
@@ -373,16 +375,24 @@ class KineticsSpec(_Model):
 
 
 class TopElectrodeSpec(_Model):
-    """Counter electrode on the electrolyte's top face: Butler–Volmer exchange of the cation."""
+    """Counter electrode on the electrolyte's top face: Butler–Volmer exchange of the cation.
+
+    η_top = φ_top − φ_l − U_top: ``equilibrium_potential`` U_top is the top electrode's rest
+    potential on the host's scale (vs Li/Li⁺ when the host's U0 is), so that a protocol's
+    "inject 3 V" (φ_top − φ_bottom) means the cell voltage the paper applied.
+    """
 
     potential: Voltage = 0.0
+    equilibrium_potential: Voltage = 0.0
     exchange_current_density: CurrentDensity = 10.0
     capacitance: ArealCapacitance = 0.0  # double layer, e.g. '20 uF/cm^2'
 
 
 class LorentzSpec(_Model):
+    """Bulk magneto-migration switch and the step law of the current-driving closure (which is
+    switched by ``transport.mechanism.lorentz_closure``)."""
+
     bulk: bool = False
-    closure: bool = False
     step_law: Literal["constant", "proportional", "saturating"] = "constant"
     step_length: NonnegativeLength = 0.0  # constant λ0, or λ_max for 'saturating'
     step_length_per_tesla: LengthPerTesla = 0.0  # 'proportional'
@@ -411,29 +421,178 @@ class StepSpec(_Model):
         return self
 
 
+class MechanismSpec(_Model):
+    """Which explanation of the motion is active (physics.md §3), so one experiment can be run
+    under each: ``electrochemical`` — the oxide's electrons follow the driven conductor's ohmic
+    drop (off: the drive makes only its magnetic field); ``lorentz_closure`` — the paper's
+    interfacial step along n̂×B̂ (step law in ``transport.lorentz``)."""
+
+    electrochemical: bool = True
+    lorentz_closure: bool = False
+
+
 class TransportSettings(_Model):
-    """Coupled ion transport after the conductor stage (femion.transport)."""
+    """Coupled ion transport after the conductor stage (femion.transport).
+
+    Without a ``protocol`` the drives run for ``duration`` with ``outputs`` evenly spaced
+    outputs; with one, the protocol sets the controls and times.
+    """
 
     temperature: Temperature = 298.15
-    duration: Time
+    duration: Time | None = None
     outputs: int = Field(5, ge=1, le=10_000)
     oxide: OxideTransport = OxideTransport()
     electrolyte: ElectrolyteTransport = ElectrolyteTransport()
     kinetics: KineticsSpec = KineticsSpec()
     top_electrode: TopElectrodeSpec | None = None
     lorentz: LorentzSpec = LorentzSpec()
+    mechanism: MechanismSpec = MechanismSpec()
     steps: StepSpec = StepSpec()
+
+
+# ----------------------------------------------------------------- protocol
+
+STAGE_ACTIONS = ("inject", "drive", "reverse", "relax", "remove_electrolyte")
+_Q = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*[A-Za-zµΩ/*^0-9]+"
+_STAGE_FORMS = ("'inject 3 V for 2 min', 'drive 0.2 A through bottom_ito for 5 min', 'reverse for 5 min', "
+                "'relax for 20 min', 'remove electrolyte', 'repeat 3: drive ...; reverse ...', each with an "
+                "optional ', output every 1 min' or ', 4 outputs'")
+_ONE_LINE = [
+    ("inject", re.compile(rf"^inject\s+(?P<voltage>{_Q})\s+for\s+(?P<for>.+)$")),
+    ("drive", re.compile(rf"^drive(?:\s+(?P<value>{_Q}))?\s+through\s+(?P<through>\w+)\s+for\s+(?P<for>.+)$")),
+    ("reverse", re.compile(r"^reverse\s+for\s+(?P<for>.+)$")),
+    ("relax", re.compile(r"^relax\s+for\s+(?P<for>.+)$")),
+    ("remove_electrolyte", re.compile(r"^remove\s+electrolyte(?:\s+for\s+(?P<for>.+))?$")),
+]
+
+
+def parse_stage(text: str) -> dict:
+    """One-line stage → stage mapping, e.g. 'drive 0.2 A through bottom_ito for 5 min, output
+    every 1 min' → {action: drive, current: '0.2 A', through: bottom_ito, for: '5 min',
+    output_every: '1 min'}."""
+    line = " ".join(text.split())
+    extra = {}
+    m = re.search(r",\s*output\s+every\s+(?P<every>.+)$", line)
+    if m:
+        extra["output_every"], line = m["every"], line[: m.start()]
+    m = re.search(r",\s*(?P<n>\d+)\s+outputs?$", line)
+    if m:
+        extra["outputs"], line = int(m["n"]), line[: m.start()]
+    for action, pattern in _ONE_LINE:
+        m = pattern.match(line)
+        if m:
+            out = {"action": action, **{k: v for k, v in m.groupdict().items() if v is not None}, **extra}
+            value = out.pop("value", None)
+            if value is not None:
+                out["voltage" if re.search(r"V\w*$", value.strip()) and not value.strip().endswith("A") else "current"] = value
+            return out
+    raise ValueError(f"cannot read stage {text!r} (forms: {_STAGE_FORMS})")
+
+
+def _expand_protocol(value: Any) -> Any:
+    """Strings → mappings; 'repeat n: a; b' and {repeat: n, stages: [...]} → n copies of the stages."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("protocol must be a list of stages")
+    out = []
+    for k, item in enumerate(value):
+        try:
+            out.extend(_expand_item(item))
+        except ValueError as exc:
+            raise ValueError(f"protocol[{k}]: {exc}") from None
+    return out
+
+
+def _expand_item(item: Any) -> list:
+    if isinstance(item, str) and re.match(r"^\s*repeat\b", item):
+        m = re.match(r"^\s*repeat\s+(\d+)\s*(?:times)?\s*:\s*(.+)$", item)
+        if not m:
+            raise ValueError(f"cannot read {item!r} (form: 'repeat 3: drive 0.2 A through bottom_ito for 5 min; "
+                             "reverse for 5 min')")
+        item = {"repeat": int(m[1]), "stages": [s for s in m[2].split(";") if s.strip()]}
+    if isinstance(item, dict) and "repeat" in item:
+        n, stages = item.get("repeat"), item.get("stages")
+        if set(item) - {"repeat", "stages"} or not isinstance(n, int) or n < 1 or not isinstance(stages, list) \
+                or not stages:
+            raise ValueError("a repeat is {repeat: n >= 1, stages: [stage, ...]}")
+        return [x for s in stages for x in _expand_item(s)] * n
+    if isinstance(item, str):
+        return [parse_stage(item)]
+    return [item]
+
+
+class Stage(_Model):
+    """One protocol stage (femion.protocol); ``for`` is its duration.
+
+    inject: ``voltage`` between the top electrode (+) and the conductor under the oxide (−).
+    drive: a drive of ``drives`` (``through`` its conductor, default the first) at ``current``
+    or ``voltage`` (default: the drive's own value; the sign sets the direction).
+    reverse: the previous drive with the opposite sign. relax: every drive off (open circuit).
+    remove_electrolyte: no more exchange with the film, the state kept (may take no time).
+    """
+
+    action: Literal["inject", "drive", "reverse", "relax", "remove_electrolyte"]
+    duration: Time | None = Field(None, alias="for")
+    voltage: Voltage | None = None
+    current: SignedCurrent | None = None
+    conductor: Name | None = Field(None, alias="through")
+    output_every: Time | None = None
+    outputs: int | None = Field(None, ge=1, le=10_000)
+    name: Name | None = None
+
+    @model_validator(mode="after")
+    def _fits_action(self):
+        a = self.action
+        if self.duration is None and a != "remove_electrolyte":
+            raise ValueError(f"a {a} stage needs 'for' (a duration, e.g. '5 min')")
+        if a == "inject" and (self.voltage is None or self.current is not None):
+            raise ValueError("inject needs a voltage (top electrode + to the film's conductor -), e.g. '3 V'")
+        if a == "drive" and self.voltage is not None and self.current is not None:
+            raise ValueError("a drive stage takes current or voltage, not both")
+        if a == "drive" and 0.0 in (self.current, self.voltage):
+            raise ValueError("a drive of zero: use 'relax' for drive off")
+        if a in ("reverse", "relax", "remove_electrolyte") and (
+                self.voltage is not None or self.current is not None or self.conductor is not None):
+            raise ValueError(f"a {a} stage takes no voltage, current or conductor")
+        if self.output_every is not None and self.outputs is not None:
+            raise ValueError("give output_every or outputs, not both")
+        return self
+
+
+ProtocolField = Annotated[list[Stage] | None, BeforeValidator(_expand_protocol)]
+
+
+class OpticsSettings(_Model):
+    """Coloration of the film (femion.optics): ΔOD = CE·Q_A, T = T_bleached·10^(−ΔOD).
+
+    ``coloration_efficiency`` defaults to the oxide material's; ``monitors`` are the plan squares
+    whose mean transmittance is reported in time (the paper's L, M, R and T areas).
+    """
+
+    coloration_efficiency: ColorationEfficiency | None = None
+    bleached_transmittance: Fraction = 0.85
+    monitors: dict[Name, Shape] = Field(default_factory=dict)
+    photos: Literal["stages", "outputs", "none"] = "stages"
+    animation: Literal["gif", "mp4", "none"] = "gif"
 
 
 class Case(_Model):
     name: Name
     description: str = ""
+    observation: str = ""  # what the paper saw in the experiment this case reproduces
     geometry: Geometry
     drives: list[Drive] = Field(min_length=1)
     mesh: MeshSettings = MeshSettings()
     magnetic: MagneticSettings = MagneticSettings()
     output: OutputSettings = OutputSettings()
     transport: TransportSettings | None = None
+    protocol: ProtocolField = None
+    optics: OpticsSettings = OpticsSettings()
+    # --quick: dotted-key overrides for a coarse first look (e.g. mesh.cell_size: 2 mm)
+    quick: dict[str, Any] = Field(default_factory=dict)
+    # named runs of the same case, each a set of dotted-key overrides (femion run runs them all)
+    variants: dict[Name, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -444,7 +603,8 @@ class Case(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"geometry.layers: layer names must be unique (repeated: {', '.join(dup)})")
-        conductors = {layer.name: layer for layer in g.layers if layer.kind == "conductor"}
+        # contacts and drives sit on conductors, or on the oxide itself (seed 000 Model I)
+        conductors = {layer.name: layer for layer in g.layers if layer.kind in ("conductor", "oxide")}
         listing = ", ".join(conductors) or "none"
         for i, layer in enumerate(g.layers):
             if layer.pattern is not None:
@@ -474,6 +634,14 @@ class Case(_Model):
                     raise ValueError(
                         f"drives[{i}].{key}: no contact {cname!r} on {d.conductor} (allowed: {', '.join(on) or 'none'})"
                     )
+        if self.protocol is not None:
+            if self.transport is None:
+                raise ValueError("protocol: needs a transport section (the protocol drives the ion transport)")
+            from .protocol import check_protocol
+
+            check_protocol(self)
+        elif self.transport is not None and self.transport.duration is None:
+            raise ValueError("transport.duration: required key is missing (or give a protocol)")
         small = min(g.plate.length, g.plate.width)
         if self.mesh.cell_size > small / 4:
             raise ValueError(
@@ -504,13 +672,13 @@ class Case(_Model):
             raise ValueError(f"transport: the layer above the oxide ({layers[i].name}) must be an electrolyte")
         ions = self.transport_ions()
         names = [ion.name for ion in ions]
-        if self.transport.electrolyte.exchanging not in names:
+        if self.exchanging_ion() not in names:
             raise ValueError(f"transport.electrolyte.exchanging: {self.transport.electrolyte.exchanging!r} is not "
                              f"an ion (allowed: {', '.join(names)})")
         charge = sum(ion.valence * ion.concentration for ion in ions)
         if abs(charge) > 1e-9 * sum(abs(ion.valence) * ion.concentration for ion in ions):
             raise ValueError(f"transport.electrolyte.ions: not electroneutral (sum z c = {charge:g} mol/m3)")
-        if self.transport.lorentz.closure and self.transport.lorentz.step_law == "saturating":
+        if self.transport.mechanism.lorentz_closure and self.transport.lorentz.step_law == "saturating":
             self.transport.lorentz.step_params()
         if self.transport.electrolyte.model == "poisson":
             from scipy.constants import R, epsilon_0, physical_constants
@@ -527,16 +695,19 @@ class Case(_Model):
         if self.transport.top_electrode is not None and i + 2 >= len(layers):
             raise ValueError("transport.top_electrode: there is no layer above the electrolyte")
 
+    def exchanging_ion(self) -> str:
+        """The ion the film takes up: as given, or the electrolyte's first cation."""
+        if self.transport.electrolyte.exchanging is not None:
+            return self.transport.electrolyte.exchanging
+        return next((i.name for i in self.transport_ions() if i.valence > 0), "")
+
     def transport_ions(self) -> list["IonSpec"]:
         """The electrolyte's ions: as given, or Li⁺/ClO4⁻ from the electrolyte material."""
         if self.transport.electrolyte.ions is not None:
             return list(self.transport.electrolyte.ions)
         el = next(layer for layer in self.geometry.layers if layer.kind == "electrolyte")
-        m = materials.get(el.material)
-        c = m.value("salt_concentration")
-        return [IonSpec(name="Li", valence=1, diffusivity=f"{m.value('diffusivity_Li')} m**2/s", concentration=f"{c} mol/m**3"),
-                IonSpec(name="ClO4", valence=-1, diffusivity=f"{m.value('diffusivity_ClO4')} m**2/s",
-                        concentration=f"{c} mol/m**3")]
+        return [IonSpec(name=n, valence=z, diffusivity=f"{D} m**2/s", concentration=f"{c} mol/m**3")
+                for n, z, D, c in materials.electrolyte_ions(materials.get(el.material))]
 
     # -------------------------------------------------------------- helpers
     def layer(self, name: str) -> Layer:
@@ -547,7 +718,9 @@ class Case(_Model):
 
     def conductor_planes(self) -> dict[str, float]:
         """z (m) of each conductor's mid-plane, where its sheet current flows."""
-        return {n: 0.5 * (a + b) for n, (a, b) in self.layer_z().items() if self.layer(n).kind == "conductor"}
+        driven = {d.conductor for d in self.drives}
+        return {n: 0.5 * (a + b) for n, (a, b) in self.layer_z().items()
+                if self.layer(n).kind == "conductor" or n in driven}
 
     def layer_z(self) -> dict[str, tuple[float, float]]:
         """Each layer's [z_bottom, z_top] in m, z = 0 at the bottom of the stack."""
@@ -596,7 +769,8 @@ def format_validation_error(exc: ValidationError) -> str:
         msg = "required key is missing"
     elif err["type"] == "literal_error":
         msg = msg.replace("Input should be", "must be")
-    if msg.startswith(tuple(p + ":" for p in ("geometry", "drives", "mesh", "magnetic"))) or not path:
+    if msg.startswith(tuple(p + c for p in ("geometry", "drives", "mesh", "magnetic", "protocol") for c in ":[")) \
+            or not path:
         return msg
     return f"{path}: {msg}"
 
@@ -693,6 +867,48 @@ def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
     raw = read_case_mapping(path)
     apply_overrides(raw, overrides or [])
     return validate_case(raw)
+
+
+def _apply_mapping(raw: dict, overrides: dict, where: str) -> dict:
+    for key, value in overrides.items():
+        try:
+            _set_path(raw, str(key), value)
+        except CaseError as exc:
+            raise CaseError(f"{where}.{key}: {str(exc).split(': ', 1)[-1]}") from None
+    return raw
+
+
+def load_runs(path: str | Path, overrides: list[str] | None = None, quick: bool = False,
+              variant: str | None = None) -> tuple[Case, list[tuple[str | None, Case]]]:
+    """The case and the runs it asks for: itself, or one per entry of ``variants``.
+
+    Each run's mapping is the case's with, in order: its ``quick`` overrides (``quick=True``),
+    the variant's overrides, then the command line's ``--set`` overrides. A bad variant is a
+    CaseError naming ``variants.<name>``.
+    """
+    import copy
+
+    raw = read_case_mapping(path)
+    base_raw = apply_overrides(copy.deepcopy(raw), overrides or [])
+    base = validate_case(base_raw)
+    names = list(base.variants) if variant is None else [variant]
+    if variant is not None and variant not in base.variants:
+        raise CaseError(f"--variant {variant}: no such variant (allowed: {', '.join(base.variants) or 'none'})")
+    runs = []
+    for name in names or [None]:
+        r = copy.deepcopy(raw)
+        r.pop("variants", None)
+        if quick:
+            _apply_mapping(r, base.quick, "quick")
+        if name is not None:
+            _apply_mapping(r, base.variants[name], f"variants.{name}")
+            r["name"] = f"{base.name}_{name}"
+        apply_overrides(r, overrides or [])
+        try:
+            runs.append((name, validate_case(r)))
+        except CaseError as exc:
+            raise CaseError(f"variants.{name}: {exc}" if name else str(exc)) from None
+    return base, runs
 
 
 def dump_case(case: Case) -> str:

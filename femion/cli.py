@@ -1,4 +1,4 @@
-"""Command line: ``femion run | mesh | plot | validate | info``.
+"""Command line: ``femion run | mesh | plot | report | validate | info``.
 
 Works the same under ``mpiexec -n N femion ...``; only rank 0 prints. A case
 that cannot be run exits with status 2 and one line naming the key; a solver
@@ -41,17 +41,36 @@ def cmd_validate(args, comm) -> int:
 
 
 def cmd_run(args, comm) -> int:
-    from .simulation import run_case
+    from .case import load_runs
+    from .simulation import run_case, run_variants
 
-    case = _load(args)
-    out = Path(args.out) if args.out else Path("results") / case.name
-    result = run_case(case, out, comm, progress=not args.no_progress)
+    base, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)
+    out = Path(args.out) if args.out else Path("results") / base.name
+    if len(runs) == 1 and runs[0][0] is None:
+        results = [run_case(runs[0][1], out, comm, progress=not args.no_progress)]
+        where = results[0].path
+    else:
+        where, results = run_variants(base, runs, out, comm, progress=not args.no_progress)
     if comm.rank == 0:
-        s = result.summary
-        print(f"case {case.name}: R = {s['resistance_ohm']:.6g} ohm, I = {s['current_A']:.6g} A, "
-              f"V = {s['voltage_V']:.6g} V, P = {s['joule_power_W']:.6g} W, "
-              f"max |B| at {s['interface']['name']} = {s['max_B_interface_T'] or 0:.6g} T")
-        print(f"results: {result.path}")
+        for result in results:
+            s = result.summary
+            print(f"case {s['case']}: R = {s['resistance_ohm']:.6g} ohm, I = {s['current_A']:.6g} A, "
+                  f"V = {s['voltage_V']:.6g} V, P = {s['joule_power_W']:.6g} W, "
+                  f"max |B| at {s['interface']['name']} = {s['max_B_interface_T'] or 0:.6g} T")
+        print(f"results: {where}")
+        if (where / "report.md").exists():
+            print(f"report: {where / 'report.md'}")
+    return 0
+
+
+def cmd_report(args, comm) -> int:
+    from .output import open_result
+    from .report import write_report
+
+    open_result(args.result)  # checks it is a result directory
+    if comm.rank == 0:
+        print(write_report(args.result))
+    comm.barrier()
     return 0
 
 
@@ -133,16 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     r = case_cmd("run", "run a case and write its results directory")
     r.add_argument("--out", help="results directory (default results/<case name>)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--quick", action="store_true",
+                   help="coarse first look: apply the case's 'quick' overrides (about two minutes on one core)")
+    r.add_argument("--variant", help="run only this one of the case's variants")
     m = case_cmd("mesh", "build a case's meshes (.msh) and a picture of them")
     m.add_argument("--out", help="directory (default meshes/)")
     case_cmd("validate", "check a case file and exit")
     pl = sub.add_parser("plot", help="redraw the figures of a results directory")
     pl.add_argument("result")
+    rp = sub.add_parser("report", help="(re)write report.md: measured outcomes beside the paper's observation")
+    rp.add_argument("result")
     sub.add_parser("info", help="versions, MPI size and PETSc packages")
     return p
 
 
-COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_validate, "info": cmd_info}
+COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_validate, "info": cmd_info,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,9 @@ class Material:
     kind: str  # "conductor" | "oxide" | "electrolyte" | "inert"
     description: str
     properties: Mapping[str, Property] = field(default_factory=dict)
+    #: electrolytes: (cation, anion) names; properties diffusivity_<name>, cation_valence,
+    #: anion_valence; c_cation = salt_concentration, c_anion = c_salt·z_cation/|z_anion|
+    ions: tuple[str, str] = ()
 
     def value(self, key: str) -> float:
         """SI value of property ``key``; KeyError naming the material if absent."""
@@ -49,8 +52,11 @@ class Material:
 KINDS = ("conductor", "oxide", "electrolyte", "inert")
 
 
-def _m(name, kind, description, **props: Property) -> Material:
-    return Material(name, kind, description, MappingProxyType(dict(props)))
+def _m(name, kind, description, ions: tuple[str, str] = (), **props: Property) -> Material:
+    return Material(name, kind, description, MappingProxyType(dict(props)), ions)
+
+
+GRANQVIST = "Granqvist, Handbook of Inorganic Electrochromic Materials (1995) and Sol. Energy Mater. reviews"
 
 
 _LIBRARY: dict[str, Material] = {
@@ -95,11 +101,71 @@ _LIBRARY: dict[str, Material] = {
             max_insertion_fraction=Property(
                 0.5, "1", "LixWO3 electrochromic range x <= ~0.5 (general literature)", estimated=True
             ),
+            coloration_efficiency=Property(
+                40e-4, "m**2/C", f"{GRANQVIST}: a-WO3 ~30-60 cm2/C near 630 nm, mid 40", estimated=True
+            ),
+            standard_potential=Property(
+                2.9, "V", "Li insertion mid potential vs Li/Li+, LixWO3 ~2.5-3.2 V", estimated=True
+            ),
+        ),
+        _m(
+            "MoO3",
+            "oxide",
+            "amorphous molybdenum trioxide film (LixMoO3 host)",
+            density=Property(4.0e3, "kg/m**3", "evaporated a-MoO3, ~85 % of crystalline 4.69 g/cm3", estimated=True),
+            molar_mass=Property(0.14394, "kg/mol", "MoO3 formula mass"),
+            resistivity=Property(0.1, "ohm*m", "coloured LixMoO3 film, taken like LixWO3", estimated=True),
+            max_insertion_fraction=Property(
+                1.0, "1", "LixMoO3, x up to ~1-1.5 Li per MoO3 (general literature)", estimated=True
+            ),
+            coloration_efficiency=Property(
+                50e-4, "m**2/C", f"{GRANQVIST}: MoO3 ~30-77 cm2/C, mid 50", estimated=True
+            ),
+            standard_potential=Property(
+                2.8, "V", "Li insertion mid potential vs Li/Li+, LixMoO3 ~2.3-3.0 V", estimated=True
+            ),
+        ),
+        _m(
+            "TiO2",
+            "oxide",
+            "anatase titanium dioxide (nanorod film; LixTiO2 host)",
+            density=Property(3.5e3, "kg/m**3", "anatase 3.89 g/cm3, porous nanorod film less", estimated=True),
+            molar_mass=Property(0.079866, "kg/mol", "TiO2 formula mass"),
+            resistivity=Property(10.0, "ohm*m", "lithiated anatase film, order of magnitude", estimated=True),
+            max_insertion_fraction=Property(
+                0.5, "1", "anatase Li0.5TiO2 (general literature)", estimated=True
+            ),
+            coloration_efficiency=Property(
+                14e-4, "m**2/C", f"{GRANQVIST}: TiO2 ~8-20 cm2/C, mid 14", estimated=True
+            ),
+            standard_potential=Property(
+                1.8, "V", "anatase Li insertion plateau ~1.75-1.8 V vs Li/Li+", estimated=True
+            ),
+        ),
+        _m(
+            "Nb2O5",
+            "oxide",
+            "niobium pentoxide (seed 000 uses Nb2O5@graphite; LixNb2O5 host)",
+            density=Property(4.4e3, "kg/m**3", "Nb2O5 4.6 g/cm3 crystalline, amorphous less", estimated=True),
+            molar_mass=Property(0.26581, "kg/mol", "Nb2O5 formula mass"),
+            resistivity=Property(100.0, "ohm*m", "lithiated Nb2O5 film, order of magnitude", estimated=True),
+            max_insertion_fraction=Property(
+                2.0, "1", "LixNb2O5, x up to ~2 Li per Nb2O5 formula unit", estimated=True
+            ),
+            coloration_efficiency=Property(
+                18e-4, "m**2/C", f"{GRANQVIST}: Nb2O5 ~10-25 cm2/C, mid 18", estimated=True
+            ),
+            standard_potential=Property(
+                1.6, "V", "Li insertion mid potential vs Li/Li+, LixNb2O5 ~1.2-2.0 V", estimated=True
+            ),
         ),
         _m(
             "LiClO4_PC",
             "electrolyte",
             "1 M LiClO4 in propylene carbonate (seed 000 says 'polycarbonate', a misnomer)",
+            ions=("Li", "ClO4"),
+            cation_valence=Property(1.0, "1", "Li+"),
+            anion_valence=Property(-1.0, "1", "ClO4-"),
             salt_concentration=Property(1000.0, "mol/m**3", "seed 000 Methods: 1 mol/L"),
             conductivity=Property(
                 0.56, "S/m", "1 M LiClO4/PC at 25 C, ~5-6 mS/cm (general literature)", estimated=True
@@ -108,10 +174,87 @@ _LIBRARY: dict[str, Material] = {
             diffusivity_ClO4=Property(4.0e-10, "m**2/s", "ClO4- in PC, t+ ~ 0.35-0.4", estimated=True),
             relative_permittivity=Property(65.0, "1", "propylene carbonate", estimated=True),
         ),
+        # Other cations of seed 000 (Discussion: H+, Na+, Zn2+, Ca2+; its Supp. Table 2 is not in the
+        # seeds, so the electrolytes and their concentrations below are assumed).
+        _m(
+            "NaClO4_PC",
+            "electrolyte",
+            "1 M NaClO4 in propylene carbonate",
+            ions=("Na", "ClO4"),
+            cation_valence=Property(1.0, "1", "Na+"),
+            anion_valence=Property(-1.0, "1", "ClO4-"),
+            salt_concentration=Property(1000.0, "mol/m**3", "assumed like the Li electrolyte", estimated=True),
+            conductivity=Property(0.64, "S/m", "1 M NaClO4/PC at 25 C, ~6-7 mS/cm (Na-ion literature)", estimated=True),
+            diffusivity_Na=Property(3.0e-10, "m**2/s", "Na+ in 1 M NaClO4/PC, order 1e-6 cm2/s", estimated=True),
+            diffusivity_ClO4=Property(4.0e-10, "m**2/s", "ClO4- in PC, as in LiClO4_PC", estimated=True),
+            relative_permittivity=Property(65.0, "1", "propylene carbonate", estimated=True),
+        ),
+        _m(
+            "H2SO4_aq",
+            "electrolyte",
+            "0.5 M aqueous H2SO4, simplified to a 1:1 electrolyte H+ / HSO4- at 0.5 M (the second "
+            "dissociation, pKa2 ~ 2, adds only ~10 % SO4 2- and is neglected)",
+            ions=("H", "HSO4"),
+            cation_valence=Property(1.0, "1", "H+"),
+            anion_valence=Property(-1.0, "1", "HSO4- (simplification, see description)"),
+            salt_concentration=Property(500.0, "mol/m**3", "assumed 0.5 M H2SO4", estimated=True),
+            conductivity=Property(20.0, "S/m", "0.5 M H2SO4 ~0.2 S/cm at 25 C; Nernst-Einstein of the ions gives 20 S/m",
+                                  estimated=True),
+            diffusivity_H=Property(9.31e-9, "m**2/s", "H+ in water at infinite dilution, 25 C (CRC Handbook)",
+                                   estimated=True),
+            diffusivity_HSO4=Property(1.33e-9, "m**2/s", "HSO4- in water at infinite dilution, 25 C (CRC Handbook)",
+                                      estimated=True),
+            relative_permittivity=Property(78.4, "1", "water at 25 C"),
+        ),
+        _m(
+            "Zn_ClO4_2_aq",
+            "electrolyte",
+            "1 M aqueous Zn(ClO4)2 (Zn2+ and 2 M ClO4-)",
+            ions=("Zn", "ClO4"),
+            cation_valence=Property(2.0, "1", "Zn2+"),
+            anion_valence=Property(-1.0, "1", "ClO4-"),
+            salt_concentration=Property(1000.0, "mol/m**3", "assumed 1 M, common in Zn-ion electrochromics",
+                                        estimated=True),
+            conductivity=Property(10.0, "S/m", "Nernst-Einstein of the ions gives 24 S/m; ion pairing and "
+                                  "viscosity at 1 M lower it, order 10 S/m", estimated=True),
+            diffusivity_Zn=Property(7.03e-10, "m**2/s", "Zn2+ in water at infinite dilution, 25 C (CRC Handbook)",
+                                    estimated=True),
+            diffusivity_ClO4=Property(1.79e-9, "m**2/s", "ClO4- in water at infinite dilution, 25 C (CRC Handbook)",
+                                      estimated=True),
+            relative_permittivity=Property(78.4, "1", "water at 25 C"),
+        ),
+        _m(
+            "CaClO4_2_PC",
+            "electrolyte",
+            "0.5 M Ca(ClO4)2 in propylene carbonate (Ca2+ and 1 M ClO4-)",
+            ions=("Ca", "ClO4"),
+            cation_valence=Property(2.0, "1", "Ca2+"),
+            anion_valence=Property(-1.0, "1", "ClO4-"),
+            salt_concentration=Property(500.0, "mol/m**3", "assumed 0.5 M (Ca-ion literature uses 0.1-1 M)",
+                                        estimated=True),
+            conductivity=Property(0.4, "S/m", "0.5 M Ca(ClO4)2/PC, ~3-5 mS/cm", estimated=True),
+            diffusivity_Ca=Property(1.5e-10, "m**2/s", "Ca2+ in PC, strongly solvated, below Li+", estimated=True),
+            diffusivity_ClO4=Property(4.0e-10, "m**2/s", "ClO4- in PC, as in LiClO4_PC", estimated=True),
+            relative_permittivity=Property(65.0, "1", "propylene carbonate", estimated=True),
+        ),
     )
 }
 
 LIBRARY: Mapping[str, Material] = MappingProxyType(_LIBRARY)
+
+
+def electrolyte_ions(material: Material) -> list[tuple[str, int, float, float]]:
+    """(name, valence, diffusivity m²/s, concentration mol/m³) of an electrolyte's cation and anion.
+
+    c_cation = c_salt and c_anion = c_salt·z_cation/|z_anion|, so Σ z_i c_i = 0.
+    """
+    if material.kind != "electrolyte" or len(material.ions) != 2:
+        raise ValueError(f"material {material.name!r} is not an electrolyte with (cation, anion) ions")
+    zc, za = material.value("cation_valence"), material.value("anion_valence")
+    c = material.value("salt_concentration")
+    (cat, an) = material.ions
+    return [(cat, int(zc), material.value(f"diffusivity_{cat}"), c),
+            (an, int(za), material.value(f"diffusivity_{an}"), c * zc / abs(za))]
 
 
 def get(name: str) -> Material:

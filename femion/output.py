@@ -263,20 +263,10 @@ class Result:
 
     def _probe_transport(self, name: str, pts: np.ndarray, time: float | None) -> np.ndarray:
         import pyvista as pv
-        import vtk
 
-        times = self.times
         if time is None:
-            raise ValueError(f"{name} changes in time: give time= one of the output times {times} s")
-        k = int(np.argmin(np.abs(np.asarray(times) - time)))
-        if abs(times[k] - time) > 1e-9 * max(abs(time), 1.0):
-            raise ValueError(f"no output at t = {time:g} s; output times: {times} s")
-        reader = vtk.vtkHDFReader()
-        reader.SetFileName(str(self.path / "fields" / f"{name}.vtkhdf"))
-        reader.UpdateInformation()
-        reader.SetStep(k)
-        reader.Update()
-        grid = pv.wrap(reader.GetOutput())
+            raise ValueError(f"{name} changes in time: give time= one of the output times {self.times} s")
+        grid = self._read_step(name, time)
         section = self.summary["transport"]["dimension"] == 2
         frame = np.c_[pts[:, 0], pts[:, 2], np.zeros(len(pts))] if section else pts
         sampled = pv.PolyData(frame).sample(grid, snap_to_closest_point=False)
@@ -285,6 +275,46 @@ class Result:
             bad = np.flatnonzero(~valid)
             raise ValueError(f"{bad.size} point(s) lie outside the region of {name} (first: {pts[bad[0]].tolist()} m)")
         return np.asarray(sampled["u"], dtype=float)
+
+    def film_filling(self, time: float) -> tuple[np.ndarray, np.ndarray]:
+        """Mean oxide filling over the film thickness at each plan node, at output ``time`` (s).
+
+        Returns (xy (N, 2) m, θ̄ (N,)): the nodes of the oxide mesh grouped by plan position and
+        θ averaged over their z levels (the trapezoid rule for the film's uniform layers). A 2D
+        x–z section gives its nodes at y = section_y, sorted by x.
+        """
+        grid = self._read_step("theta", time)
+        pts = np.asarray(grid.points, dtype=float)
+        values = np.asarray(grid.point_data["u"], dtype=float)
+        tr = self.summary["transport"]
+        if tr["dimension"] == 2:
+            xy = np.c_[pts[:, 0], np.full(len(pts), tr["section_y_m"])]
+        else:
+            xy = pts[:, :2]
+        key = np.round(xy / 1e-9).astype(np.int64)
+        uniq, inverse = np.unique(key, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        sums = np.bincount(inverse, weights=values)
+        counts = np.bincount(inverse)
+        out_xy = uniq * 1e-9
+        order = np.lexsort((out_xy[:, 1], out_xy[:, 0]))
+        return out_xy[order], (sums / counts)[order]
+
+    def _read_step(self, name: str, time: float):
+        """The pyvista grid of transport field ``name`` at output ``time``."""
+        import pyvista as pv
+        import vtk
+
+        times = self.times
+        k = int(np.argmin(np.abs(np.asarray(times) - time)))
+        if abs(times[k] - time) > 1e-9 * max(abs(time), 1.0):
+            raise ValueError(f"no output at t = {time:g} s; output times: {times} s")
+        reader = vtk.vtkHDFReader()
+        reader.SetFileName(str(self.path / "fields" / f"{name}.vtkhdf"))
+        reader.UpdateInformation()
+        reader.SetStep(k)
+        reader.Update()
+        return pv.wrap(reader.GetOutput())
 
     def _probe_phi_s(self, pts: np.ndarray) -> np.ndarray:
         import pyvista as pv

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, device, geometry, plan
+from . import __version__, device, geometry, plan, protocol
 from ._dolfinx import MPI, PETSc, dolfinx
 from .case import Case, dump_case
 from .conductor import SheetSolution, solve_sheet
@@ -22,7 +22,7 @@ from .magnetic import magnetic_flux_density
 from .output import CsvSeries, FieldSeries, ResultWriter
 from .progress import Stages
 from .timestepping import StepControl, StepFailure, Stepper
-from .transport import GAS_CONSTANT, FARADAY
+from .transport import FARADAY, GAS_CONSTANT, TransportSolveError
 
 STAGES = ["mesh", "conductor", "magnetic field", "transport", "write fields", "figures"]
 
@@ -164,6 +164,8 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
                 primary = solutions[0]
                 summary = {
                     "case": case.name,
+                    "description": case.description,
+                    "observation": case.observation,
                     "resistance_ohm": primary.resistance,
                     "current_A": primary.current,
                     "voltage_V": primary.voltage,
@@ -203,10 +205,20 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
                 writer.write_json("summary.json", summary)
             with stages.stage("figures"):
                 comm.barrier()
+                if transport_summary is not None and comm.rank == 0:
+                    from .optics_output import write_optics
+
+                    summary["optics"] = write_optics(writer.path)
+                    writer.write_json("summary.json", summary)
                 if case.output.figures and comm.rank == 0:
                     from .visualisation import render_result
 
                     render_result(writer.path)
+                if comm.rank == 0:
+                    from .report import write_report
+
+                    write_report(writer.path)
+                comm.barrier()
         summary["stage_time_s"] = stages.times
         summary["wall_time_s"] = time.perf_counter() - t_start
         writer.write_json("summary.json", summary)
@@ -219,15 +231,42 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
     return RunResult(path=path, summary=summary, sheets=solutions)
 
 
+def run_variants(base: Case, runs, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, progress: bool = True):
+    """Run every variant of a case into ``out/<variant>``; ``out`` gets a summary listing them and
+    a report comparing them. All or nothing: a failed variant leaves no ``out``."""
+    writer = ResultWriter(out, comm)
+    results = []
+    try:
+        for name, case in runs:
+            results.append(run_case(case, writer.path / name, comm, progress=progress))
+        writer.write_text("case.yaml", dump_case(base))
+        writer.write_json("summary.json", {"case": base.name, "description": base.description,
+                                           "observation": base.observation, "variants": [n for n, _ in runs],
+                                           "mpi_size": comm.size, "versions": versions()})
+        comm.barrier()
+        if comm.rank == 0:
+            from .report import write_report
+
+            write_report(writer.path)
+        path = writer.commit()
+    except BaseException:
+        writer.abandon()
+        raise
+    return path, results
+
+
 def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, comm, stages=None):
-    """Transport stage: integrate to ``duration`` writing fields at the output times and a CSV of
-    every step. Returns (summary entries, None) or, if the time step collapsed, the entries of
-    the last good state and the reason."""
+    """Transport stage: run the protocol (or the drives for ``duration``), writing fields at the
+    output times and a CSV row for every step. Returns (summary entries, None) or, if the time
+    step collapsed, the entries of the last good state and the reason."""
     tr = case.transport
     stack = (geometry.build_stack_mesh(spec, comm) if case.mesh.dimension == 3
              else geometry.build_section_mesh(spec, comm))
+    by_name = {s.name: s for s in solutions}
+    dev = device.build_device(case, stack, {s.name: p for s, p in zip(solutions, sheets)}, by_name)
+    problem = dev.problem
     voltages = {s.name: s.voltage for s in solutions}
-    problem = device.build_transport(case, stack, sheets, voltages)
+    planned = protocol.plan_protocol(case, {s.name: (s.current, s.voltage) for s in solutions})
     RT_F = GAS_CONSTANT * tr.temperature / FARADAY
 
     def P1(m, name):
@@ -252,13 +291,15 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
     series = [FieldSeries(writer, "oxide", [theta, c_ox, phi_s], fmt),
               FieldSeries(writer, "electrolyte", [c_el[n] for n in ions] + [phi_l], fmt)]
     ex = problem.electrolyte.exchanging
-    columns = (["t_s", "dt_s", "newton_iterations", "exchange_current_A", "theta_min", "theta_max"]
+    columns = (["t_s", "stage", "dt_s", "newton_iterations", "exchange_current_A", "theta_min", "theta_max"]
                + [f"{k}_mol" for k in ["oxide"] + ions] + [f"total_{ex}_mol"]
                + [f"c_{n}_min_mol_m3" for n in ions] + [f"c_{n}_max_mol_m3" for n in ions])
     csv = CsvSeries(writer.path / "transport.csv", columns, comm)
-    totals0 = problem.totals()
-    conserved0 = {"total": totals0["oxide"] + totals0[ex], **{n: totals0[n] for n in ions if n != ex}}
-    track = {"drift": 0.0, "cmin": np.inf}
+    # What must be conserved: the ions that are never exchanged, always; the exchanged ion (film +
+    # electrolyte) while no external source feeds it, i.e. outside injection stages.
+    tot0 = problem.totals()
+    conserved0 = {n: tot0[n] for n in ions if n != ex}
+    track = {"drift": 0.0, "cmin": np.inf, "stage": 0, "closed": True, "total0": tot0["oxide"] + tot0[ex]}
 
     def gmin(f):
         return comm.allreduce(float(f.x.array.min(initial=np.inf)), op=MPI.MIN)
@@ -269,16 +310,19 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
     def record(rec):
         update()
         tot = problem.totals()
-        now = {"total": tot["oxide"] + tot[ex], **{n: tot[n] for n in ions if n != ex}}
+        total = tot["oxide"] + tot[ex]
         for k, v0 in conserved0.items():
-            track["drift"] = max(track["drift"], abs(now[k] - v0) / abs(v0))
+            track["drift"] = max(track["drift"], abs(tot[k] - v0) / abs(v0))
+        if track["closed"]:
+            track["drift"] = max(track["drift"], abs(total - track["total0"]) / abs(track["total0"]))
         mins = {n: gmin(c_el[n]) for n in ions}
         if not all(np.isfinite(list(mins.values()))) or min(mins.values()) < 0:
             raise StepFailure(f"non-physical concentration at t = {problem.t:g} s: {mins}", problem.t)
         track["cmin"] = min(track["cmin"], gmin(c_ox), *mins.values())
-        row = {"t_s": problem.t, "dt_s": rec.dt if rec else 0.0, "newton_iterations": rec.newton_iterations if rec else 0,
+        row = {"t_s": problem.t, "stage": track["stage"], "dt_s": rec.dt if rec else 0.0,
+               "newton_iterations": rec.newton_iterations if rec else 0,
                "exchange_current_A": problem.exchange_current(), "theta_min": gmin(theta), "theta_max": gmax(theta),
-               "oxide_mol": tot["oxide"], f"total_{ex}_mol": now["total"]}
+               "oxide_mol": tot["oxide"], f"total_{ex}_mol": total}
         row.update({f"{n}_mol": tot[n] for n in ions})
         row.update({f"c_{n}_min_mol_m3": mins[n] for n in ions})
         row.update({f"c_{n}_max_mol_m3": gmax(c_el[n]) for n in ions})
@@ -290,18 +334,29 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
     out_times = [0.0]
     stopped = None
     try:
-        # Consistent start: a 1 ns step settles φ_e and φ_l for the initial concentrations
-        # (which it changes by O(1 ns) only), so the t = 0 output shows real potentials.
-        problem.step(1e-9, order=1)
-        problem.t = 0.0
+        rest = protocol.Controls(drive=planned[0].controls.drive, exchange=planned[0].controls.exchange)
+        dev.apply(planned[0].controls, voltages)
+        settle(dev, rest, planned[0].controls, voltages, 0.0)
+        track["total0"] = sum(problem.totals()[k] for k in ("oxide", ex))
         record(None)
         for f in series:
             f.write(0.0)
-        for t_out in np.linspace(0.0, tr.duration, tr.outputs + 1)[1:]:
-            stepper.advance_to(float(t_out))
-            for f in series:
-                f.write(problem.t)
-            out_times.append(problem.t)
+        for stage in planned:
+            closed = stage.controls.inject_voltage is None
+            if closed and not track["closed"]:  # a new baseline after a source fed the cell
+                track["total0"] = sum(problem.totals()[k] for k in ("oxide", ex))
+            track["closed"], track["stage"] = closed, stage.index
+            if stage.index > 0 and stage.controls != planned[stage.index - 1].controls:
+                dev.apply(stage.controls, voltages)
+                settle(dev, planned[stage.index - 1].controls, stage.controls, voltages, problem.t)
+            # the controls jump here: restart BDF at first order from the initial step
+            problem._have_older = False
+            stepper.dt, stepper.dt_prev = st.initial, None
+            for t_out in stage.output_times:
+                stepper.advance_to(float(t_out))
+                for f in series:
+                    f.write(problem.t)
+                out_times.append(problem.t)
     except StepFailure as exc:
         stopped = f"transport stopped at t = {exc.t_last_good:g} s: {exc}"
         update()
@@ -318,6 +373,7 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
         "conservation_error_rel": track["drift"],
         "min_concentration_mol_m3": track["cmin"],
         "max_hall_parameter": problem.max_hall_parameter,
+        "protocol": protocol_summary(case, planned),
         "transport": {
             "status": "completed" if stopped is None else stopped,
             "dimension": case.mesh.dimension,
@@ -333,6 +389,53 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
             "electrolyte_layer": device.transport_layers(case)[1].name,
             "exchanging": problem.electrolyte.exchanging,
             "section_y_m": device.section_y(case),
+            "mechanism": {"electrochemical": tr.mechanism.electrochemical,
+                          "lorentz_closure": tr.mechanism.lorentz_closure},
         },
     }
     return summary, stopped
+
+
+def settle(dev, previous, controls, voltages, t: float, max_jump: float = 0.25) -> None:
+    """Consistent potentials for new ``controls``, the clock kept at ``t``.
+
+    From a guess near the new level (Device.guess_potentials) a 1 ns step settles φ_e and φ_l
+    (the concentrations change by O(1 ns) only). If Newton fails, the source is instead moved
+    from ``previous`` to ``controls`` in increments of at most ``max_jump`` volts, settling
+    after each: the exchange is exponential in the potentials, so big jumps are taken as many
+    small ones. Raises TransportSolveError if even that fails.
+    """
+    p = dev.problem
+    saved = {n: f.x.array.copy() for n, f in p.u.items()}
+    try:
+        dev.guess_potentials(controls, voltages)
+        p.step(1e-9, order=1)
+        p.t = t
+        return
+    except TransportSolveError:
+        p._restore(saved)
+        p.t = t
+    path = protocol.ramp(previous, controls, voltages, max_jump)
+    for c in path:
+        dev.apply(c, voltages)
+        p.step(1e-9, order=1)
+        p.t = t
+    dev.apply(controls, voltages)
+
+
+def protocol_summary(case: Case, planned) -> list[dict]:
+    """The stages as run, with the plan point each drive's current flows toward (for the report)."""
+    plate = case.geometry.plate
+    contacts = {c.name: c for c in case.geometry.contacts}
+    out = []
+    for p in planned:
+        toward = None
+        if p.controls.drive is not None:
+            d = next(d for d in case.drives if d.conductor == p.controls.drive)
+            end = contacts[d.to if p.controls.scale > 0 else d.from_]
+            c = plan.contact_geometry(end, plate).centroid
+            toward = [c.x, c.y]
+        out.append({"name": p.name, "action": p.action, "label": p.label, "t_start_s": p.t_start,
+                    "t_end_s": p.t_end, "conductor": p.controls.drive, "current_A": p.current,
+                    "voltage_V": p.voltage, "toward_xy_m": toward, "exchange": p.controls.exchange})
+    return out

@@ -32,8 +32,8 @@ class StepControl:
     order: int = 2
     grow: float = 1.5
     shrink: float = 0.6
-    easy_iterations: int = 3
-    hard_iterations: int = 7
+    easy_iterations: int = 4
+    hard_iterations: int = 8
 
     def __post_init__(self):
         if not 0 < self.dt_min <= self.dt_initial <= self.dt_max:

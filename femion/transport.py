@@ -123,6 +123,7 @@ class TopElectrode:
 
     potential: float = 0.0  # V
     exchange_current_density: float = 10.0  # A/m²
+    equilibrium_potential: float = 0.0  # U_top (V): η_top = φ_top − φ_l − U_top
     alpha: float = 0.5
     capacitance: float = 0.0  # double-layer capacitance C_dl, F/m²
 
@@ -326,6 +327,13 @@ class TransportProblem:
         if k.law == "butler_volmer":
             params.update(alpha_a=k.alpha_a, alpha_c=k.alpha_c)
         r_red, r_ox = rate(k.law, eta, xp=xp, **params)
+        # Residual occupancy ε: the exit rate vanishes as θ → ε and the entry rate as 1 − θ → ε.
+        # Under volts of bipolar drive a spot of film otherwise empties completely (the exit rate
+        # is first order in θ), its logit heads to −∞ and Newton stalls there; ε = 1e-12 of the
+        # capacity is invisible in any total or colour, and the exchange stays conservative.
+        eps = self.RESIDUAL_OCCUPANCY
+        r_ox = r_ox * (1 - eps / th_p)
+        r_red = r_red * (1 - eps / (1 - th_p))
         # exchange switch: 1 with electrolyte on the film, 0 once it is removed (the state is kept)
         self.exchange_on = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
         self.j = self.exchange_on * i0 / FARADAY * (r_red - r_ox)
@@ -416,11 +424,17 @@ class TransportProblem:
         self.j_top = None
         if self.ds is not None:
             c_top = conc[ex]
-            #: the counter electrode's potential (V), a Constant so a protocol can set it (injection)
-            self.top_potential = dolfinx.fem.Constant(msh, PETSc.ScalarType(top.potential))
-            eta_top = self.f_RT * self.top_potential - psi
-            self.j_top = top.exchange_current_density / FARADAY * (c_top / electrolyte.ion(ex).concentration) ** (
-                1 - top.alpha) * (ufl.exp((1 - top.alpha) * eta_top) - ufl.exp(-top.alpha * eta_top))
+            #: the counter electrode's potential φ_top (V) on the electrolyte mesh: uniform, or the
+            #: driven top sheet's φ_s(x) (seed 000 Model IV); a protocol sets it
+            self.top_potential = dolfinx.fem.Function(self.spaces["psi"], name="phi_top")
+            self.top_potential.x.array[:] = top.potential
+            #: 1 while the top electrode is connected to the source, 0 when it is left open
+            self.top_connected = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
+            # × top_connected: an open electrode has no overpotential to overflow exp() with
+            eta_top = self.top_connected * (self.f_RT * (self.top_potential - top.equilibrium_potential) - psi)
+            self.j_top = self.top_connected * top.exchange_current_density / FARADAY * (
+                c_top / electrolyte.ion(ex).concentration) ** (1 - top.alpha) * (
+                ufl.exp((1 - top.alpha) * eta_top) - ufl.exp(-top.alpha * eta_top))
             F -= dt / electrolyte.ion(ex).concentration * self.j_top * self.v[f"u_{ex}"] * self.ds(TOP)
             if not electrolyte.poisson:
                 F -= dt / cref * z_ex * self.j_top * vpsi * self.ds(TOP)
@@ -429,7 +443,8 @@ class TransportProblem:
                     # from the electrode into the electrolyte: charge, but no species, crosses
                     psi_old, psi_older = self.u_old["psi"], self.u_older["psi"]
                     dpsi = a[0] * psi + a[1] * psi_old + a[2] * psi_older
-                    F += top.capacitance / (self.f_RT * FARADAY * cref) * dpsi * vpsi * self.ds(TOP)
+                    F += self.top_connected * top.capacitance / (self.f_RT * FARADAY * cref) * dpsi * vpsi \
+                        * self.ds(TOP)
 
         if self.cahn_hilliard:
             F += F_mu
@@ -473,13 +488,24 @@ class TransportProblem:
                 self._bc_field.append((bcs[-1], name))
         self.bcs = bcs
         self._contact_bcs = [bc for bc, _ in self._bc_field[:len(self.contact_potentials)]]
+        # Once the electrolyte is removed nothing ties ψ (and, with the contacts open, φ_e) to a
+        # level: each is then held at one node at the value it had (see _activate).
+        self._pins = {}
+        for name, mesh_ in (("psi", self.el_mesh), ("phi_e", self.ox_mesh)):
+            corner = [self.comm.allreduce(float(mesh_.geometry.x[:, i].min(initial=np.inf)), op=MPI.MIN)
+                      for i in range(msh.geometry.dim)]
+            dofs = dolfinx.fem.locate_dofs_geometrical(
+                self.spaces[name], lambda x, c=corner: np.all([np.isclose(x[i], c[i], rtol=0, atol=1e-9 * (
+                    1 + abs(c[i]))) for i in range(len(c))], axis=0))
+            g = dolfinx.fem.Function(self.spaces[name])
+            self._pins[name] = (dolfinx.fem.dirichletbc(g, dofs), g)
         # Residual rows are (change of concentration / reference) x cell volume, so an absolute
         # tolerance has to follow the size of the domain: 1e-14 of its volume.
         self.volume = self.integrate(dolfinx.fem.Constant(msh, 1.0), "oxide") + self.integrate(
             dolfinx.fem.Constant(msh, 1.0), "electrolyte")
         self._prefix = prefix
         self._problems = {}
-        self.contacts_connected = True
+        self.contacts_connected = (True,) * len(self._contact_bcs)
         self._activate()
         self.t = 0.0
         self._have_older = False
@@ -495,6 +521,7 @@ class TransportProblem:
         rtol, atol, _, max_it = snes.getTolerances()
         if it == 0:
             self._r0 = self._rprev = fnorm
+            self._flat = 0
             return PETSc.SNES.ConvergedReason.CONVERGED_FNORM_ABS if fnorm <= atol else 0
         if not np.isfinite(fnorm):
             return PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_NANORINF
@@ -503,6 +530,11 @@ class TransportProblem:
         if fnorm <= rtol * self._r0:
             return PETSc.SNES.ConvergedReason.CONVERGED_FNORM_RELATIVE
         if fnorm <= 1e-12 * self.volume and fnorm > 0.2 * self._rprev:
+            return PETSc.SNES.ConvergedReason.CONVERGED_SNORM_RELATIVE
+        # a higher round-off floor (states with θ or c spanning many decades): 1e-10 of the
+        # volume, no longer falling for three iterations
+        self._flat = self._flat + 1 if fnorm > 0.5 * self._rprev else 0
+        if fnorm <= 1e-10 * self.volume and self._flat >= 3:
             return PETSc.SNES.ConvergedReason.CONVERGED_SNORM_RELATIVE
         if it >= max_it:
             return PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT
@@ -588,10 +620,10 @@ class TransportProblem:
         U = float(self.oxide.open_circuit_potential(np.array(th_mean), NUMPY))
         if self._contact_values:
             phi0 = float(np.mean(self._contact_values))
-            psi0 = self.f_RT * (phi0 - U) if self._top is None else self.f_RT * self._top.potential
+            psi0 = self.f_RT * (phi0 - U)  # the film at rest under its contacts' mean potential
         elif self._top is not None:
-            psi0 = self.f_RT * self._top.potential
-            phi0 = self._top.potential + U
+            psi0 = self.f_RT * (self._top.potential - self._top.equilibrium_potential)
+            phi0 = psi0 / self.f_RT + U
         else:
             phi0, psi0 = 0.0, -self.f_RT * U
         self.u["phi_e"].x.array[:] = phi0
@@ -657,6 +689,7 @@ class TransportProblem:
     #: when a concentration must rise by decades in a step, then creeps back one unit per step.
     MAX_UPDATE = {"w": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
     MAX_UPDATE_LOG_C = 2.0
+    STEP_TOLERANCE = 1e-10
 
     def _newton(self, linesearch: bool = False) -> tuple[int, int]:
         """Newton (MUMPS) with per-field update limits, optionally with backtracking on ‖F‖;
@@ -687,14 +720,20 @@ class TransportProblem:
                 reason = PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE
                 break
             arr = dx.getArray()
+            xarr = x.getArray()
             for k, lim in enumerate(limits):
-                np.clip(arr[offsets[k]:offsets[k + 1]], -lim, lim, out=arr[offsets[k]:offsets[k + 1]])
+                seg = arr[offsets[k]:offsets[k + 1]]
+                if self.names[k] == "w":
+                    seg[:] = self._logit_update(xarr[offsets[k]:offsets[k + 1]], seg, lim)
+                else:
+                    np.clip(seg, -lim, lim, out=seg)
             # backtracking: accept the first of 1, 1/2, ..., 1/64 of the step that lowers ‖F‖
             # (or the last one tried); near the solution the full step is always taken
             lam = 1.0
             while linesearch:
                 x.copy(trial)
                 trial.axpy(-lam, dx)
+                self._floor(trial, offsets)
                 trial.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
                 snes.computeFunction(trial, b)
                 new = b.norm()
@@ -704,11 +743,18 @@ class TransportProblem:
             if not linesearch:
                 x.copy(trial)
                 trial.axpy(-1.0, dx)
+                self._floor(trial, offsets)
                 trial.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
                 snes.computeFunction(trial, b)
                 new = b.norm()
+            # the change itself below 1e-10 (in log-concentration, logit θ, ψ = Fφ/RT, φ_e in V;
+            # after the bounds): converged, whatever round-off floor the residual has here
+            step = self.comm.allreduce(float(np.abs(trial.getArray() - x.getArray()).max(initial=0.0)), op=MPI.MAX)
             trial.copy(x)
             fnorm = new
+            if step < self.STEP_TOLERANCE:
+                reason, it = PETSc.SNES.ConvergedReason.CONVERGED_SNORM_RELATIVE, it + 1
+                break
         dolfinx.fem.petsc.assign(x, funcs)
         for f in funcs:
             f.x.scatter_forward()
@@ -716,22 +762,64 @@ class TransportProblem:
         trial.destroy()
         return reason, it
 
+    #: Bounds of logit θ and of ln(c/c_ref): θ ≥ 1e-26, 1 − θ ≥ 1e-13 (1 − θ must stay
+    #: representable beside θ ≈ 1 in double precision), c ≥ 1e-26 c_ref. Under a drive of volts a
+    #: depleted spot empties in finite time (the exit rate is first order in θ, times
+    #: exp(α_a F η/RT)) and implicit steps would carry its logit to −∞; 1e-26 of the capacity
+    #: is ~1e-11 ions in a 1 mm² × 500 nm cell, so the bound changes no total measurably
+    #: (the conservation error in the summary includes it).
+    LOGIT_BOUNDS = (-25.0, 25.0)
+    RESIDUAL_OCCUPANCY = 1e-9
+    LOG_C_MIN = -60.0
+
+    @staticmethod
+    def _logit_update(w, dw, lim):
+        """The Newton change of logit θ taken in θ: θ_new = θ − θ(1−θ)·dw (the same linear step),
+        mapped back to w where 0 < θ_new < 1, no more than ``lim`` down; elsewhere dw clipped to
+        ±``lim``. A node filling from near-empty needs Δw of tens, which clipped steps in w take
+        one ``lim`` per iteration; its linear step in θ lands there at once."""
+        theta = 1.0 / (1.0 + np.exp(-w))
+        new = theta - theta * (1.0 - theta) * dw
+        clipped = np.clip(dw, -lim, lim)
+        ok = (new > 0.0) & (new < 1.0) & (dw < 0.0)  # rises only: falls keep the clipped step
+        out = clipped.copy()
+        w_new = np.log(new[ok]) - np.log1p(-new[ok])
+        out[ok] = np.maximum(w[ok] - w_new, -30.0)
+        out[ok] = np.minimum(out[ok], clipped[ok])  # never a smaller rise than the clipped step
+        return out
+
+    def _floor(self, vec, offsets) -> None:
+        arr = vec.getArray()
+        for k, n in enumerate(self.names):
+            seg = arr[offsets[k]:offsets[k + 1]]
+            if n == "w":
+                np.clip(seg, *self.LOGIT_BOUNDS, out=seg)
+            elif n.startswith("u_"):
+                np.maximum(seg, self.LOG_C_MIN, out=seg)
+
     def _restore(self, saved):
         for n, arr in saved.items():
             self.u[n].x.array[:] = arr
 
     def _activate(self) -> None:
         """Use the nonlinear problem whose Dirichlet set matches the contacts' state (made once each)."""
-        key = self.contacts_connected
+        flags = self.contacts_connected
+        exchange = float(self.exchange_on.value) > 0
+        top = self.j_top is not None and float(self.top_connected.value) > 0
+        pinned = () if exchange else tuple(n for n, skip in (("psi", top), ("phi_e", any(flags))) if not skip)
+        for name in pinned:  # hold the level the field has now
+            self._pins[name][1].x.array[:] = self.u[name].x.array
+        key = (flags, pinned)
         if key not in self._problems:
-            bcs = self.bcs if key else [bc for bc in self.bcs if all(bc is not c for c in self._contact_bcs)]
+            off = [c for c, on in zip(self._contact_bcs, flags) if not on]
+            bcs = [bc for bc in self.bcs if all(bc is not c for c in off)] + [self._pins[n][0] for n in pinned]
             problem = dolfinx.fem.petsc.NonlinearProblem(
                 ufl.extract_blocks(self.residual),
                 [self.u[n] for n in self.names],
                 bcs=bcs,
                 kind="mpi",
                 entity_maps=self.entity_maps,
-                petsc_options_prefix=f"{self._prefix}{'on' if key else 'off'}_",
+                petsc_options_prefix=f"{self._prefix}{len(self._problems)}_",
                 petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
             )
             problem.solver.setTolerances(rtol=1e-13, atol=1e-14 * self.volume, stol=0.0, max_it=25)
@@ -739,11 +827,19 @@ class TransportProblem:
             self._problems[key] = (problem, bcs)
         self.problem, self._active_bcs = self._problems[key]
         self.snes = self.problem.solver
+        for name in pinned:
+            if not any(b is self._pins[name][0] for b, _ in self._bc_field):
+                self._bc_field.append((self._pins[name][0], name))
 
     # ------------------------------------------------------------ controls
-    def set_contacts_connected(self, connected: bool) -> None:
-        """Connect the electron contacts (drive on) or leave the conductor floating (drive off)."""
-        self.contacts_connected = bool(connected)
+    def set_contacts_connected(self, connected: bool | Sequence[bool]) -> None:
+        """Connect the electron contacts (drive on) or leave the conductor floating (drive off):
+        one flag for all, or one per contact in the order they were given."""
+        n = len(self._contact_bcs)
+        flags = (bool(connected),) * n if np.ndim(connected) == 0 else tuple(bool(c) for c in connected)
+        if len(flags) != n:
+            raise ValueError(f"expected {n} contact flags, got {len(flags)}")
+        self.contacts_connected = flags
         self._activate()
 
     def set_contact_potentials(self, values: Sequence[float]) -> None:
@@ -753,15 +849,45 @@ class TransportProblem:
         for c, v in zip(self.contact_potentials, values):
             c.value = v
 
-    def set_top_potential(self, value: float) -> None:
-        """Potential (V) of the counter electrode on the electrolyte's top face."""
+    def set_top_potential(self, value: float | Callable[[np.ndarray], np.ndarray]) -> None:
+        """Potential φ_top (V) of the counter electrode on the electrolyte's top face: a number, or
+        x → φ_top(x) (a driven top sheet). Connects the electrode."""
         if self.j_top is None:
             raise ValueError("this problem has no counter electrode")
-        self.top_potential.value = value
+        if callable(value):
+            self.top_potential.interpolate(lambda x: np.asarray(value(x), dtype=float))
+        else:
+            self.top_potential.x.array[:] = value
+        self.top_potential.x.scatter_forward()
+        self.top_connected.value = 1.0
+        self._activate()
+
+    def set_top_connected(self, connected: bool) -> None:
+        """Connect the counter electrode to its source, or leave it open (no current at all)."""
+        if self.j_top is None:
+            if connected:
+                raise ValueError("this problem has no counter electrode")
+            return
+        self.top_connected.value = 1.0 if connected else 0.0
+        self._activate()
+
+    def set_magnetic_field(self, field: Callable[[np.ndarray], np.ndarray] | dict) -> None:
+        """New B (T): x → B(x) ((3, N)), or {"oxide": array, "electrolyte": array} of nodal 3-vectors."""
+        for key, B in self.B.items():
+            if callable(field):
+                B.interpolate(lambda x: np.asarray(field(x), dtype=float).reshape(3, -1))
+            else:
+                B.x.array[:] = field[key]
+            B.x.scatter_forward()
+        bmax = max(float(np.linalg.norm(self.B[k].x.array.reshape(-1, 3), axis=1).max(initial=0.0)) for k in self.B)
+        self.max_B = max(self.max_B, self.comm.allreduce(bmax, op=MPI.MAX))
+        self.max_hall_parameter = max(abs(i.valence) * i.diffusivity for i in self.electrolyte.ions) * FARADAY * \
+            self.max_B / (GAS_CONSTANT * self.T)
 
     def set_exchange(self, on: bool) -> None:
         """Switch the oxide|electrolyte exchange on (electrolyte coated) or off (removed)."""
         self.exchange_on.value = 1.0 if on else 0.0
+        self._activate()
 
     # ------------------------------------------------------------ diagnostics
     def integrate(self, expr, where: str, mass: bool = False) -> float:

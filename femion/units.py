@@ -37,6 +37,7 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "length_per_tesla": ("[length] / [magnetic_field]", "m/T"),
     "gradient_energy": ("[energy] * [length] ** 2 / [substance]", "J*m**2/mol"),
     "areal_capacitance": ("[capacitance] / [length] ** 2", "F/m**2"),
+    "coloration_efficiency": ("[length] ** 2 / [current] / [time]", "m**2/C"),
     "dimensionless": ("", ""),
 }
 

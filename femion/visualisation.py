@@ -127,7 +127,16 @@ def render_result(path: str | Path) -> list[Path]:
         written.append(plot_interface_field(b, figs / "B_interface.png", title, plate_mm))
     if summary.get("transport"):
         written.extend(plot_transport(path))
+    if (path / "optics.csv").exists():
+        written.extend(render_optics(path))
     return written
+
+
+def render_optics(path: str | Path) -> list[Path]:
+    """Film optics figures of a transport run (see :func:`femion.optics_output.render_optics`)."""
+    from .optics_output import render_optics as _render
+
+    return _render(path)
 
 
 def render_mesh(plan_file: Path, stack_file: Path, out: Path, layer_z: dict[str, tuple[float, float]],

@@ -55,7 +55,7 @@ MALFORMED = [
     ("unknown-material", _set(["geometry", "layers", 3, "material"], "WO4"), "geometry.layers[3].material: unknown material"),
     ("pattern-outside-plate", _set(["geometry", "layers", 4, "pattern"], {"unit": "mm", "rectangle": [[40, 0], [60, 20]]}),
      "geometry.layers[4].pattern.include[0]: extends outside the plate"),
-    ("contact-on-oxide", _set(["geometry", "contacts", 0, "conductor"], "oxide"), "geometry.contacts[0].conductor"),
+    ("contact-on-glass", _set(["geometry", "contacts", 0, "conductor"], "glass"), "geometry.contacts[0].conductor"),
     ("drive-unknown-contact", _set(["drives", 0, "to"], "middle"), "drives[0].to"),
     ("current-and-voltage", _set(["drives", 0, "voltage"], "4 V"), "drives[0]"),
     ("no-drives", _delete(["drives"]), "drives: required key is missing"),
