@@ -806,7 +806,12 @@ class TransportProblem:
         flags = self.contacts_connected
         exchange = float(self.exchange_on.value) > 0
         top = self.j_top is not None and float(self.top_connected.value) > 0
-        pinned = () if exchange else tuple(n for n, skip in (("psi", top), ("phi_e", any(flags))) if not skip)
+        if exchange:
+            # a floating film under an open top electrode: φ_e and φ_l may shift together without
+            # changing any η, so the electrolyte potential is referenced at one node
+            pinned = ("psi",) if not any(flags) and not top else ()
+        else:
+            pinned = tuple(n for n, skip in (("psi", top), ("phi_e", any(flags))) if not skip)
         for name in pinned:  # hold the level the field has now
             self._pins[name][1].x.array[:] = self.u[name].x.array
         key = (flags, pinned)
