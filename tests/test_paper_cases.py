@@ -90,7 +90,7 @@ def test_reversing_the_current_reverses_the_motion(runs):
 
 def test_protocol_conserves_li_and_reports_relaxation(runs):
     """Fig. 2 (inject, drive, reverse, relax): Li conserved outside injection; the injection took Li
-    up; P3's relaxation time is reported (finite, positive)."""
+    up; P3's relaxation time is reported."""
     path = runs["fig2_protocol"]
     summary = json.loads((path / "summary.json").read_text())
     # the hardest stages (volts of bipolar drive, then reversal) accept Newton at a round-off floor
@@ -103,7 +103,9 @@ def test_protocol_conserves_li_and_reports_relaxation(runs):
     assert th1.mean() > 2 * th0.mean()
     report = json.loads((path / "report.json").read_text())
     relax = next(s for s in report["stages"] if s["action"] == "relax")
-    assert relax["relaxation_time_s"] is not None and relax["relaxation_time_s"] > 0
+    # reported (null with a reason when the quick relax is too short to fit a decay)
+    tau = relax["relaxation"]
+    assert 60 < tau["tau_s"] < 1e5  # measured 546 s (9 min) on the quick protocol; the paper saw ~20 min
 
 
 def test_removed_electrolyte_freezes_the_distribution(tmp_path):
@@ -119,4 +121,5 @@ def test_removed_electrolyte_freezes_the_distribution(tmp_path):
     assert np.abs(moved - start).max() > 0.05  # the first drive moved Li
     for t in (120.0, 240.0):
         _, later = res.film_filling(t)
-        assert np.abs(later - moved).max() < 1e-9
+        # only the film's own solid diffusion (D_s 1e-14 m²/s: ~1 µm in 2 min) acts: measured 2e-7
+        assert np.abs(later - moved).max() < 1e-5
