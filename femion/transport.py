@@ -809,7 +809,8 @@ class TransportProblem:
         if exchange:
             # a floating film under an open top electrode: φ_e and φ_l may shift together without
             # changing any η, so the electrolyte potential is referenced at one node
-            pinned = ("psi",) if not any(flags) and not top else ()
+            held = {name for bc, name in self._bc_field if any(bc is b for b in self.bcs)}
+            pinned = ("psi",) if not any(flags) and not top and "psi" not in held else ()
         else:
             pinned = tuple(n for n, skip in (("psi", top), ("phi_e", any(flags))) if not skip)
         for name in pinned:  # hold the level the field has now
