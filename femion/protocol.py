@@ -101,9 +101,6 @@ def check_protocol(case) -> None:
                 raise ValueError(f"{where}.through: {conductor!r} cannot drive the film (allowed: "
                                  f"{', '.join(drivable) or 'none'}: a drive of 'drives' on the film's conductor, or on "
                                  f"the conductor above the electrolyte with transport.top_electrode)")
-            drive = next(d for d in case.drives if d.conductor == conductor)
-            if s.current is not None and drive.current is None and drive.voltage is not None:
-                pass  # the conductor stage's solution gives the drive's current too: either may be set
             last_drive = conductor
         elif s.action == "reverse" and last_drive is None:
             raise ValueError(f"{where}: reverse needs an earlier drive stage")
