@@ -318,7 +318,7 @@ class HostSpec(_Model):
     """Open-circuit potential of the host: U(θ) = U0 − μ(θ)/F (femion.host)."""
 
     model: Literal["ideal", "regular_solution", "tabulated"] = "ideal"
-    standard_potential: Voltage = 3.0
+    standard_potential: Voltage | None = None  # default: the oxide material's
     interaction: MolarEnergy = 0.0
     table: list[tuple[Fraction, Voltage]] | None = None
 

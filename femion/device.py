@@ -61,13 +61,21 @@ def space_points(case: Case, x: np.ndarray) -> np.ndarray:
     return np.column_stack([px, py, z])
 
 
+def exchanging_valence(case: Case) -> int:
+    """z of the cation the film takes up."""
+    name = case.exchanging_ion()
+    return int(next(i.valence for i in case.transport_ions() if i.name == name))
+
+
 def oxide_capacity(case: Case, oxide_layer) -> float:
-    """c_max (mol/m³): given, or density/molar mass × the largest insertion fraction."""
+    """c_max (mol/m³ of inserted ions): given, or density/molar mass × the largest insertion
+    fraction (Li per formula unit) / z: the host takes a fixed number of electrons, and a
+    z-valent ion uses z of them."""
     spec = case.transport.oxide
     if spec.max_concentration is not None:
         return spec.max_concentration
     m = materials.get(oxide_layer.material)
-    return m.value("density") / m.value("molar_mass") * m.value("max_insertion_fraction")
+    return m.value("density") / m.value("molar_mass") * m.value("max_insertion_fraction") / exchanging_valence(case)
 
 
 class Device:
@@ -262,12 +270,15 @@ def _build_problem(case: Case, stack, voltages: dict[str, float], prefix: str):
     T = tr.temperature
     k = tr.kinetics
     U0 = tr.oxide.host.standard_potential
+    if U0 is None:
+        U0 = materials.get(ox_layer.material).value("standard_potential")
     if k.barrier_liquid is not None:
         U0 += barrier_equilibrium_shift(k.barrier_liquid, k.barrier_solid)
     host = HostThermodynamics(
         tr.oxide.host.model, U0, T, omega=tr.oxide.host.interaction,
         table=None if tr.oxide.host.table is None else ([t for t, _ in tr.oxide.host.table],
                                                        [u for _, u in tr.oxide.host.table]),
+        valence=exchanging_valence(case),
     )
     D0 = tr.oxide.diffusivity
     if tr.oxide.diffusivity_law == "constant":

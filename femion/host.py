@@ -1,9 +1,10 @@
 """Host (oxide) thermodynamics and solid diffusivity (physics.md §2.3).
 
-Filling fraction θ = c_s/c_max ∈ (0, 1). Li chemical potential μ(θ) (J/mol,
-relative to the reference state fixed by U0) and open-circuit potential
+Filling fraction θ = c_s/c_max ∈ (0, 1). Chemical potential μ(θ) (J/mol) of the inserted
+ion of valence z (Li⁺: 1, Zn²⁺: 2), relative to the reference state fixed by U0, and
+open-circuit potential
 
-    U(θ) = U0 − μ(θ)/F      (V),
+    U(θ) = U0 − μ(θ)/(zF)      (V, per electron),
 
 so U falls as the film fills. Models, chosen by name:
 
@@ -82,15 +83,19 @@ class HostThermodynamics:
 
     model: one of :data:`MODELS`; U0: potential at μ = 0 (V; θ = 0.5 for ideal and
     regular solution); T: temperature (K); omega: regular-solution Ω (J/mol);
-    table: (theta_points, U_points) for ``tabulated`` (U0 then only offsets μ).
+    table: (theta_points, U_points) for ``tabulated`` (U0 then only offsets μ); valence: z of
+    the inserted ion (each takes z electrons from the host).
     """
 
-    def __init__(self, model: str, U0: float, T: float, omega: float = 0.0, table=None):
+    def __init__(self, model: str, U0: float, T: float, omega: float = 0.0, table=None, valence: int = 1):
         if model not in MODELS:
             raise ValueError(f"unknown host model {model!r}; allowed: {', '.join(MODELS)}")
         if T <= 0:
             raise ValueError(f"temperature must be positive, got T={T}")
+        if valence < 1:
+            raise ValueError(f"valence of the inserted ion must be a positive integer, got {valence}")
         self.model, self.U0, self.T, self.omega = model, float(U0), float(T), float(omega)
+        self.valence = int(valence)
         self.table = None
         if model == "tabulated":
             if table is None:
@@ -102,21 +107,21 @@ class HostThermodynamics:
     def chemical_potential(self, theta, xp=NUMPY):
         """μ(θ) (J/mol)."""
         if self.model == "tabulated":
-            return F * (self.U0 - tabulated_potential(theta, *self.table, xp=xp))
+            return self.valence * F * (self.U0 - tabulated_potential(theta, *self.table, xp=xp))
         mu = R * self.T * xp.log(theta / (1.0 - theta))
         if self.model == "regular_solution":
             mu = mu + self.omega * (1.0 - 2.0 * theta)
         return mu
 
     def open_circuit_potential(self, theta, xp=NUMPY):
-        """U(θ) = U0 − μ(θ)/F (V)."""
+        """U(θ) = U0 − μ(θ)/(zF) (V)."""
         if self.model == "tabulated":
             return tabulated_potential(theta, *self.table, xp=xp)
-        return self.U0 - self.chemical_potential(theta, xp=xp) / F
+        return self.U0 - self.chemical_potential(theta, xp=xp) / (self.valence * F)
 
     def dmu_dtheta(self, theta):
-        """dμ/dθ (J/mol), numpy: RT/(θ(1−θ)) − 2Ω, or −F × the table's segment slope."""
-        return -F * self.dU_dtheta(theta)
+        """dμ/dθ (J/mol), numpy: RT/(θ(1−θ)) − 2Ω, or −zF × the table's segment slope."""
+        return -self.valence * F * self.dU_dtheta(theta)
 
     def dU_dtheta(self, theta):
         """dU/dθ (V), numpy. Tabulated: slope of the segment holding θ (0 beyond the ends;
@@ -127,15 +132,16 @@ class HostThermodynamics:
             slopes = np.concatenate([[0.0], np.diff(U) / np.diff(th), [0.0]])
             return slopes[np.searchsorted(th, theta, side="right")]
         dmu = R * self.T / (theta * (1.0 - theta)) - 2.0 * self.omega
-        return -dmu / F
+        return -dmu / (self.valence * F)
 
     def chemical_capacitance_per_volume(self, theta, c_max):
-        """C_V = F c_max dθ/d(−U) = F² c_max/(dμ/dθ)   (F m⁻³); c_max in mol m⁻³.
+        """C_V = zF c_max dθ/d(−U) = z²F² c_max/(dμ/dθ)   (F m⁻³); c_max in mol m⁻³ of ions.
 
-        Ideal: F² c_max θ(1−θ)/(RT). Negative inside a spinodal (dμ/dθ < 0).
+        Ideal: z²F² c_max θ(1−θ)/(RT). Negative inside a spinodal (dμ/dθ < 0).
         Areal capacitance of a film of thickness t: C_A = C_V·t (F m⁻²).
         """
-        return F * F * c_max / self.dmu_dtheta(theta)
+        z = self.valence
+        return z * z * F * F * c_max / self.dmu_dtheta(theta)
 
     def chemical_capacitance_per_area(self, theta, c_max, thickness):
         """C_A = C_V · t   (F m⁻²); thickness t in m."""

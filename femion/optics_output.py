@@ -32,7 +32,8 @@ class _Film:
     case: object  # femion.case.Case
     coloration_efficiency: float  # m²/C
     bleached_transmittance: float  # 1
-    c_max: float  # mol/m³
+    c_max: float  # mol/m³ of inserted ions
+    valence: int  # z of the inserted ion: each brings z electrons (charge zF per mol)
     thickness: float  # m
     monitors: dict  # name → shapely geometry (m)
     section: bool  # 2D x–z section run
@@ -44,7 +45,7 @@ class _Film:
     def transmittance_map(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(xy (N, 2) m, T (N,)) of the film at output time ``t`` (s)."""
         xy, theta = self.res.film_filling(t)
-        q = optics.inserted_charge_per_area(theta, self.c_max, self.thickness)
+        q = optics.inserted_charge_per_area(theta, self.valence * self.c_max, self.thickness)
         return xy, optics.transmittance(optics.optical_density(q, self.coloration_efficiency),
                                         self.bleached_transmittance)
 
@@ -70,7 +71,8 @@ def _open(path: str | Path) -> _Film:
     z0, z1 = s["layer_z_m"][oxide]
     monitors = {name: shape_geometry(shape, case.geometry.plate) for name, shape in settings.monitors.items()}
     return _Film(path, res, case, float(ce), float(settings.bleached_transmittance),
-                 float(s["transport"]["c_max_mol_m3"]), float(f"{z1 - z0:.12g}"), monitors,
+                 float(s["transport"]["c_max_mol_m3"]), int(s["transport"].get("exchanging_valence", 1)),
+                 float(f"{z1 - z0:.12g}"), monitors,
                  s["transport"]["dimension"] == 2)
 
 

@@ -316,6 +316,7 @@ def case_report(result_path) -> dict:
         "case": s.get("case", res.path.name), "description": s.get("description", ""),
         "observation": s.get("observation", ""), "dimension": tr.get("dimension"),
         "conservation_error_rel": s.get("conservation_error_rel"), "stages": [], "notes": [],
+        "ion": (tr or {}).get("exchanging") or "Li",
     }
     if not rep["description"] or not rep["observation"]:
         try:  # older summaries: take them from the resolved case
@@ -439,7 +440,8 @@ _ARROW = {1: "+1 (toward)", -1: "−1 (away)", 0: "0 (none)"}
 
 
 def _stage_table(rep: dict) -> list[str]:
-    lines = ["| # | stage | action | t (s) | drive | Li motion | displacement (mm) | Li in destination third "
+    ion = rep.get("ion", "Li")
+    lines = [f"| # | stage | action | t (s) | drive | {ion} motion | displacement (mm) | {ion} in destination third "
              "(start → end) | bleaching front from source end (mm, end) | relaxation τ | note |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, e in enumerate(rep["stages"], 1):
@@ -476,13 +478,14 @@ def _gallery(path: Path, prefix: str = "") -> list[str]:
 
 def _case_markdown(rep: dict, path: Path, level: int = 1, prefix: str = "", title: str | None = None) -> list[str]:
     h = "#" * level
+    ion = rep.get("ion", "Li")
     out = [f"{h} {title or rep['case']}", ""]
     if rep.get("description"):
         out += [rep["description"], ""]
     out += [f"{h}# The paper's observation", "", f"> {rep['observation']}" if rep.get("observation") else "(none given)", ""]
     out += [f"{h}# Measured", ""]
     out += [f"Film: {'2D x–z section' if rep.get('dimension') == 2 else '3D' if rep.get('dimension') == 3 else 'no transport'}. "
-            "Direction: the Li-weighted centroid moved toward (+1) or away from (−1) the end the current flows to, "
+            f"Direction: the {ion}-weighted centroid moved toward (+1) or away from (−1) the end the current flows to, "
             f"0 if by less than {MOTION_TOL:g} of the plate length. Bleaching front: where θ̄ rises back to half the "
             "stage-start mean filling, scanning from the source end. Relaxation τ: e-folding time of the std of θ̄ "
             f"(least-squares fit of its log over the outputs above {RELAX_FLOOR:.0%} of the initial value).", ""]
@@ -494,14 +497,14 @@ def _case_markdown(rep: dict, path: Path, level: int = 1, prefix: str = "", titl
                 out += [f"- stage {i} front (mm from source end): {pairs}"]
             elif e.get("displacement_series_mm"):
                 pairs = ", ".join(f"{t:g} s: {d:.3g}" for t, d in zip(e["output_times_s"], e["displacement_series_mm"]))
-                out += [f"- stage {i} Li centroid displacement toward the destination (mm): {pairs}"]
+                out += [f"- stage {i} {ion} centroid displacement toward the destination (mm): {pairs}"]
             if e.get("relaxation_share"):
                 r = e["relaxation_share"]
                 out += [f"- stage {i} relaxation of {r['contrast']}: "
                         + (f"τ = {r['tau_s']:.3g} s ({r['tau_min']:.3g} min)" if math.isfinite(r["tau_s"]) else f"none ({r['note']})")]
         out += [""]
     cons = rep.get("conservation_error_rel")
-    out += [f"Li conservation (relative error): {_fmt(cons, '.2e')}", ""]
+    out += [f"{ion} conservation (relative error): {_fmt(cons, '.2e')}", ""]
     for n in rep.get("notes", []):
         out += [f"- {n}"]
     out += ["", f"{h}# Figures", ""] + _gallery(path, prefix) + [""]
@@ -578,7 +581,7 @@ def write_report(result_path) -> Path:
             e = _final_stage(r, _MOVING) or {}
             x = _final_stage(r, _RELAXING) or {}
             rep["comparison"].append({
-                "variant": n, "direction": e.get("direction"), "displacement_mm": e.get("displacement_mm"),
+                "variant": n, "ion": r.get("ion", "Li"), "direction": e.get("direction"), "displacement_mm": e.get("displacement_mm"),
                 "share_destination_third": (e.get("share_destination_third") or [None, None])[1],
                 "front_from_source_mm": (e.get("front_from_source_mm") or [None])[-1],
                 "tau_relax_s": (x.get("relaxation") or {}).get("tau_s"),
@@ -588,10 +591,10 @@ def write_report(result_path) -> Path:
             md += [rep["description"], ""]
         md += ["## The paper's observation", "", f"> {rep['observation']}" if rep["observation"] else "(none given)", ""]
         md += ["## Comparison (last drive/reverse stage; last relax stage)", "",
-               "| variant | Li motion | displacement (mm) | Li in destination third | front from source (mm) | relaxation τ (s) | conservation |",
-               "|---|---|---|---|---|---|---|"]
+               "| variant | ion | motion | displacement (mm) | share in destination third | front from source (mm) | relaxation τ (s) | conservation |",
+               "|---|---|---|---|---|---|---|---|"]
         for c in rep["comparison"]:
-            md.append(f"| {c['variant']} | {_ARROW.get(c['direction'], '–')} | {_fmt(c['displacement_mm'])} | "
+            md.append(f"| {c['variant']} | {c['ion']} | {_ARROW.get(c['direction'], '–')} | {_fmt(c['displacement_mm'])} | "
                       f"{_fmt(c['share_destination_third'], '.3f')} | {_fmt(c['front_from_source_mm'])} | "
                       f"{_fmt(c['tau_relax_s'])} | {_fmt(c['conservation_error_rel'], '.2e')} |")
         md.append("")

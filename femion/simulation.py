@@ -388,6 +388,7 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
             "oxide_layer": device.transport_layers(case)[0].name,
             "electrolyte_layer": device.transport_layers(case)[1].name,
             "exchanging": problem.electrolyte.exchanging,
+            "exchanging_valence": problem.electrolyte.ion(problem.electrolyte.exchanging).valence,
             "section_y_m": device.section_y(case),
             "mechanism": {"electrochemical": tr.mechanism.electrochemical,
                           "lorentz_closure": tr.mechanism.lorentz_closure},

@@ -10,10 +10,11 @@ Unknowns (all P1, each on its own submesh of the stack's oxide or electrolyte):
       ∇·(Σ_k z_k N_k) = 0
 * electron potential φ_e of the oxide, carried by the conductor beneath it (sheet conductance
   G(x) = G_conductor + G_oxide spread over the oxide thickness t: σ = G/t), with the faradaic
-  current as its source:  −∇·(σ∇φ_e) = 0 in the oxide,  σ∇φ_e·n = F j on Γ.
+  current as its source:  −∇·(σ∇φ_e) = 0 in the oxide,  σ∇φ_e·n = zF j on Γ.
 
-Exchange on Γ = oxide|electrolyte (molar flux into the oxide, mol m⁻² s⁻¹):
-      j = (i0/F)·[r_red(η̃) − r_ox(η̃)],   η̃ = F(φ_e − φ_l − U(θ))/(RT)
+Exchange on Γ = oxide|electrolyte of the cation of valence z (molar flux into the oxide,
+mol m⁻² s⁻¹; a z-valent ion takes z electrons, its rate sees z times the driving force):
+      j = (i0/(zF))·[r_red(zη̃) − r_ox(zη̃)],   η̃ = F(φ_e − φ_l − U(θ))/(RT)
       i0 = i0_ref (c_l/c_ref)^α_a ((1−θ)/(1−θ_ref))^α_a (θ/θ_ref)^α_c
 The oxide gains j, the exchanging cation loses j, other ions see no flux. An optional top
 electrode (electrolyte|top_ito) exchanges the same cation by Butler–Volmer at a set potential.
@@ -177,13 +178,27 @@ def _interface_entities(msh, facets, first_cells):
     swap = ~mark[data[:, 0]]
     data[swap] = data[swap][:, [2, 3, 0, 1]]
     if not mark[data[:, 0]].all():
-        raise ValueError("an interface facet does not touch the oxide")
+        raise ValueError("an interface facet does not touch the given side")
     return data.ravel()
 
 
-def _exterior_entities(msh, facets):
-    data = dolfinx.fem.compute_integration_domains(dolfinx.fem.IntegralType.exterior_facet, msh.topology, facets)
-    return np.asarray(data, dtype=np.int32).ravel()
+def _one_sided_entities(msh, facets, cells):
+    """(cell, local facet) pairs for a one-sided ("ds") integral over ``facets`` from the side of
+    ``cells``: a facet between two layers (the electrolyte under the top ITO) is interior to the
+    parent mesh, and which of its cells dolfinx lists first depends on the numbering."""
+    tdim = msh.topology.dim
+    msh.topology.create_connectivity(tdim - 1, tdim)
+    f2c = msh.topology.connectivity(tdim - 1, tdim)
+    facets = np.asarray(facets, dtype=np.int32)
+    two = np.array([len(f2c.links(f)) == 2 for f in facets], dtype=bool)
+    parts = []
+    if (~two).any():
+        parts.append(np.asarray(dolfinx.fem.compute_integration_domains(
+            dolfinx.fem.IntegralType.exterior_facet, msh.topology, facets[~two]), dtype=np.int32).reshape(-1, 2))
+    if two.any():
+        parts.append(_interface_entities(msh, facets[two], cells).reshape(-1, 4)[:, :2])
+    data = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int32)
+    return np.ascontiguousarray(data).ravel()
 
 
 # ----------------------------------------------------------------- problem
@@ -249,7 +264,7 @@ class TransportProblem:
         self.dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data, metadata=lump if lumped_mass else md)
         self.ds = None
         if top is not None and domain.top_facets is not None:
-            self.ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, _exterior_entities(msh, domain.top_facets))],
+            self.ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, _one_sided_entities(msh, domain.top_facets, domain.electrolyte_cells))],
                                   metadata=md)
 
         # one space object per field, so Dirichlet conditions never leak between blocks
@@ -320,13 +335,16 @@ class TransportProblem:
         if self.cahn_hilliard:  # the interface sees the full chemical potential, gradient term included
             U = -self.u["mu"]("+") / self.f_RT
         eta = self.f_RT * (phi("+") - U) - psi("-")
+        # a z-valent ion takes z electrons: its rate sees the driving force z·η, and the exchange
+        # current density i0 (A/m²) carries i0/(zF) ions per m² and second
+        z_ex = electrolyte.ion(ex).valence
         k = kinetics
         i0 = (k.exchange_current_density * (c_l / electrolyte.ion(ex).concentration) ** k.alpha_a
               * ((1 - th_p) / (1 - k.theta_ref)) ** k.alpha_a * (th_p / k.theta_ref) ** k.alpha_c)
         params = dict(k.params)
         if k.law == "butler_volmer":
             params.update(alpha_a=k.alpha_a, alpha_c=k.alpha_c)
-        r_red, r_ox = rate(k.law, eta, xp=xp, **params)
+        r_red, r_ox = rate(k.law, z_ex * eta, xp=xp, **params)
         # Residual occupancy ε: the exit rate vanishes as θ → ε and the entry rate as 1 − θ → ε.
         # Under volts of bipolar drive a spot of film otherwise empties completely (the exit rate
         # is first order in θ), its logit heads to −∞ and Newton stalls there; ε = 1e-12 of the
@@ -336,7 +354,7 @@ class TransportProblem:
         r_red = r_red * (1 - eps / (1 - th_p))
         # exchange switch: 1 with electrolyte on the film, 0 once it is removed (the state is kept)
         self.exchange_on = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
-        self.j = self.exchange_on * i0 / FARADAY * (r_red - r_ox)
+        self.j = self.exchange_on * i0 / (z_ex * FARADAY) * (r_red - r_ox)
         self.eta = eta
 
         Ds = oxide.diffusivity(theta, xp)
@@ -363,7 +381,6 @@ class TransportProblem:
 
         flux = self.fluxes(conc, psi)
         charge_flux = sum(ion.valence * flux[ion.name] for ion in electrolyte.ions)
-        z_ex = electrolyte.ion(ex).valence
         vpsi = self.v["psi"]
         if electrolyte.poisson:
             # −∇·(ε ∇φ_l) = F Σ z c, in ψ = Fφ_l/RT and scaled by 1/(F c_ref): λ_D-like coefficient
@@ -412,9 +429,9 @@ class TransportProblem:
         e_scale = dolfinx.fem.Constant(msh, PETSc.ScalarType(h**2 / sig_max))
         vphi = self.v["phi_e"]
         F += e_scale * ufl.inner(sig * ufl.grad(phi), ufl.grad(vphi)) * dx(OX)
-        # σ∇φ_e·n = F j on Γ: insertion draws electrons to the interface, so conventional current
+        # σ∇φ_e·n = zF j on Γ: insertion draws electrons to the interface, so conventional current
         # leaves Γ into the oxide (n out of the oxide)
-        F -= e_scale * FARADAY * self.j * vphi("+") * dS(GAMMA)
+        F -= e_scale * z_ex * FARADAY * self.j * vphi("+") * dS(GAMMA)
         if "electron" in sources:
             F -= e_scale * sources["electron"] * vphi * dx(OX)
         if "interface_electron" in sources:
@@ -431,8 +448,8 @@ class TransportProblem:
             #: 1 while the top electrode is connected to the source, 0 when it is left open
             self.top_connected = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
             # × top_connected: an open electrode has no overpotential to overflow exp() with
-            eta_top = self.top_connected * (self.f_RT * (self.top_potential - top.equilibrium_potential) - psi)
-            self.j_top = self.top_connected * top.exchange_current_density / FARADAY * (
+            eta_top = self.top_connected * z_ex * (self.f_RT * (self.top_potential - top.equilibrium_potential) - psi)
+            self.j_top = self.top_connected * top.exchange_current_density / (z_ex * FARADAY) * (
                 c_top / electrolyte.ion(ex).concentration) ** (1 - top.alpha) * (
                 ufl.exp((1 - top.alpha) * eta_top) - ufl.exp(-top.alpha * eta_top))
             F -= dt / electrolyte.ion(ex).concentration * self.j_top * self.v[f"u_{ex}"] * self.ds(TOP)
@@ -915,5 +932,6 @@ class TransportProblem:
         return out
 
     def exchange_current(self) -> float:
-        """Total faradaic current into the oxide, F∫j dΓ (A, or A/m in a section)."""
-        return self.integrate(FARADAY * self.j, "interface")
+        """Total faradaic current into the oxide, zF∫j dΓ (A, or A/m in a section)."""
+        z = self.electrolyte.ion(self.electrolyte.exchanging).valence
+        return self.integrate(z * FARADAY * self.j, "interface")

@@ -23,6 +23,20 @@ def test_ideal_ocv_at_half_filling_is_U0():
     np.testing.assert_allclose(h.open_circuit_potential(th), expect, rtol=1e-14)
 
 
+def test_divalent_ion_has_half_the_nernst_slope_and_four_times_the_capacitance():
+    """A z-valent ion: U = U0 − μ/(zF), so RT/(zF) per e-fold, and C_V = z²F² c_max/(dμ/dθ)."""
+    h1 = HostThermodynamics("regular_solution", U0=2.8, T=T, omega=-40e3)
+    h2 = HostThermodynamics("regular_solution", U0=2.8, T=T, omega=-40e3, valence=2)
+    th = np.array([0.1, 0.3, 0.7])
+    np.testing.assert_allclose(h2.open_circuit_potential(th) - 2.8, (h1.open_circuit_potential(th) - 2.8) / 2,
+                               rtol=1e-13)
+    np.testing.assert_allclose(h2.dU_dtheta(th), h1.dU_dtheta(th) / 2, rtol=1e-13)
+    np.testing.assert_allclose(h2.chemical_capacitance_per_volume(th, 1e4),
+                               4 * h1.chemical_capacitance_per_volume(th, 1e4), rtol=1e-13)
+    with pytest.raises(ValueError, match="valence"):
+        HostThermodynamics("ideal", U0=3.0, T=T, valence=0)
+
+
 @pytest.mark.parametrize("omega_over_RT, spinodal", [(1.5, False), (1.99, False), (2.01, True), (3.0, True)])
 def test_regular_solution_spinodal_iff_omega_above_2RT(omega_over_RT, spinodal):
     """Regular solution: dU/dθ > 0 somewhere (spinodal) iff Ω > 2RT."""

@@ -636,3 +636,34 @@ def test_counter_electrode_potential_injects_li(comm):
     # ClO4 is conserved; the electrolyte's Li is restored by the counter electrode
     assert t1["ClO4"] == pytest.approx(t0["ClO4"], rel=1e-10)
     assert t1["Li"] == pytest.approx(t0["Li"], rel=1e-10)
+
+
+@pytest.mark.parametrize("valence", [1, 2])
+def test_film_settles_at_the_nernst_filling_of_a_z_valent_ion(comm, valence):
+    """Film held at V against a counter electrode at rest (0 V): exchange stops where
+    V = U(θ) = U0 − (RT/zF) ln(θ/(1−θ)), i.e. θ = 1/(1 + exp(zF(V − U0)/RT)); a divalent ion
+    (Zn²⁺) fills the film less than Li⁺ at the same potential, and the anion is conserved."""
+    L, tox, hel = 1e-4, 0.5e-6, 5e-6
+    U0, V = 0.0, 0.02
+    dom = section(comm, 2, 1, 2, length=L, t_ox=tox, h_el=hel, top=True)
+    oxide = OxideModel(c_max=1.3e4, diffusivity=lambda th, xp: 1e-14,
+                       open_circuit_potential=lambda th, xp: U0 - RT_F / valence * xp.log(th / (1 - th)),
+                       theta_initial=0.5, conductance=0.125, thickness=tox)
+    contacts = [(lambda x: np.isclose(x[0], 0.0), V), (lambda x: np.isclose(x[0], L), V)]
+    c_salt = 1000.0
+    el = ElectrolyteModel([Ion("M", valence, 5e-10, c_salt), Ion("ClO4", -1, 4e-10, valence * c_salt)],
+                          exchanging="M")
+    p = TransportProblem(dom, oxide, el, KineticsModel(exchange_current_density=100.0),
+                         electron_contacts=contacts, top=TopElectrode(potential=0.0, exchange_current_density=1000.0),
+                         prefix=f"nernst{valence}_")
+    t0 = p.totals()
+    # C_film (R_ct + R_top) ~ 2 s: 100 s is fifty relaxation times
+    Stepper(p, StepControl(dt_initial=0.01, dt_min=1e-7, dt_max=5.0)).advance_to(100.0)
+    t1 = p.totals()
+    volume = p.integrate(dolfinx.fem.Constant(dom.mesh, 1.0), "oxide")
+    theta = t1["oxide"] / (oxide.c_max * volume)
+    expected = 1.0 / (1.0 + np.exp(valence * (V - U0) / RT_F))
+    assert theta == pytest.approx(expected, abs=2e-4)
+    assert t1["ClO4"] == pytest.approx(t0["ClO4"], rel=1e-10)
+    # electroneutral: the counter electrode gave back the metal the film took
+    assert t1["M"] == pytest.approx(t0["M"], rel=1e-10)
