@@ -177,6 +177,10 @@ def _pattern(value: Any) -> Any:
         return {"include": value}
     if isinstance(value, dict) and not ({"include", "exclude"} & set(value)):
         return {"include": [value]}
+    if isinstance(value, dict) and "unit" in value:  # one unit for every shape of the pattern
+        unit = value["unit"]
+        return {k: [({"unit": unit, **sh} if isinstance(sh, dict) and "unit" not in sh else sh) for sh in v]
+                if isinstance(v, list) else v for k, v in value.items() if k != "unit"}
     if isinstance(value, str):
         raise ValueError(f"pattern must be 'full', a shape, a list of shapes or {{include, exclude}} (got {value!r})")
     return value

@@ -667,3 +667,33 @@ def test_film_settles_at_the_nernst_filling_of_a_z_valent_ion(comm, valence):
     assert t1["ClO4"] == pytest.approx(t0["ClO4"], rel=1e-10)
     # electroneutral: the counter electrode gave back the metal the film took
     assert t1["M"] == pytest.approx(t0["M"], rel=1e-10)
+
+
+@pytest.mark.mpi
+def test_one_sided_integral_over_an_interior_layer_face_takes_the_named_side(comm):
+    """The top electrode's face (electrolyte|top ITO) is interior to the stack mesh: the ds integral
+    must take its cell from the electrolyte side on every rank whatever the numbering, and ∫ds 1 is
+    the face's area."""
+    from femion.transport import _one_sided_entities
+
+    msh = dolfinx.mesh.create_box(comm, [[0, 0, 0], [2, 1, 1]], [4, 2, 4], dolfinx.mesh.CellType.hexahedron,
+                                  ghost_mode=dolfinx.mesh.GhostMode.shared_facet)
+    tdim = 3
+    below = dolfinx.mesh.locate_entities(msh, tdim, lambda x: x[2] <= 0.5 + 1e-12)
+    above = dolfinx.mesh.locate_entities(msh, tdim, lambda x: x[2] >= 0.5 - 1e-12)
+    msh.topology.create_connectivity(tdim - 1, tdim)
+    face = dolfinx.mesh.locate_entities(msh, tdim - 1, lambda x: np.isclose(x[2], 0.5))
+    for cells in (below, above):
+        data = _one_sided_entities(msh, face, cells).reshape(-1, 2)
+        assert np.isin(data[:, 0], cells).all()
+        ds = ufl.Measure("ds", domain=msh, subdomain_data=[(1, data.ravel())])
+        area = comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(
+            dolfinx.fem.Constant(msh, 1.0) * ds(1))), op=MPI.SUM)
+        assert area == pytest.approx(2.0, rel=1e-12)
+    # a true boundary face (the box's top) works too
+    top = dolfinx.mesh.locate_entities_boundary(msh, tdim - 1, lambda x: np.isclose(x[2], 1.0))
+    data = _one_sided_entities(msh, top, above)
+    ds = ufl.Measure("ds", domain=msh, subdomain_data=[(1, data)])
+    area = comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(dolfinx.fem.Constant(msh, 1.0) * ds(1))),
+                          op=MPI.SUM)
+    assert area == pytest.approx(2.0, rel=1e-12)
