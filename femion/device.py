@@ -177,10 +177,27 @@ class Device:
             p.u[n].x.scatter_forward()
 
 
-def _plan_transfer(case: Case, x_from, values, x_to, comm) -> np.ndarray:
-    """Values at plan positions of ``x_from`` (through-thickness averaged) carried to ``x_to``."""
+def _plan_field(xy: np.ndarray, values: np.ndarray, line: bool = False):
+    """(qx, qy) → values interpolated from plan points ``xy`` (N, 2): linear, the nearest value
+    outside their hull; along x only when the points lie on a section line."""
     from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
 
+    if line:
+        order = np.argsort(xy[:, 0])
+        return lambda qx, qy: np.interp(qx, xy[order, 0], values[order])
+    linear, nearest = LinearNDInterpolator(xy, values), NearestNDInterpolator(xy, values)
+
+    def at(qx, qy):
+        out = linear(qx, qy)
+        bad = ~np.isfinite(out)
+        out[bad] = nearest(qx[bad], qy[bad])
+        return out
+
+    return at
+
+
+def _plan_transfer(case: Case, x_from, values, x_to, comm) -> np.ndarray:
+    """Values at plan positions of ``x_from`` (through-thickness averaged) carried to ``x_to``."""
     px, py = plan_points(case, x_from)
     pts = np.vstack(comm.allgather(np.c_[px, py]))
     vals = np.concatenate(comm.allgather(np.asarray(values, dtype=float)))
@@ -188,38 +205,18 @@ def _plan_transfer(case: Case, x_from, values, x_to, comm) -> np.ndarray:
     uniq, inv = np.unique(key, axis=0, return_inverse=True)
     inv = inv.ravel()
     mean = np.bincount(inv, weights=vals) / np.bincount(inv)
-    xy = uniq * 1e-9
-    qx, qy = plan_points(case, x_to)
-    if case.mesh.dimension == 2:
-        order = np.argsort(xy[:, 0])
-        return np.interp(qx, xy[order, 0], mean[order])
-    out = LinearNDInterpolator(xy, mean)(qx, qy)
-    bad = ~np.isfinite(out)
-    out[bad] = NearestNDInterpolator(xy, mean)(qx[bad], qy[bad])
-    return out
+    return _plan_field(uniq * 1e-9, mean, line=case.mesh.dimension == 2)(*plan_points(case, x_to))
 
 
 def _plan_interpolator(solution, case: Case):
     """x → the sheet potential (V) of a conductor-stage solution at transport mesh points x."""
-    from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
-
     V = solution.potential.function_space
     n = V.dofmap.index_map.size_local
-    xy = V.tabulate_dof_coordinates()[:n, :2]
-    vals = solution.potential.x.array[:n]
     comm = V.mesh.comm
-    xy = np.vstack(comm.allgather(xy))
-    vals = np.concatenate(comm.allgather(vals))
-    linear, nearest = LinearNDInterpolator(xy, vals), NearestNDInterpolator(xy, vals)
-
-    def at(x):
-        px, py = plan_points(case, x)
-        out = linear(px, py)
-        bad = ~np.isfinite(out)
-        out[bad] = nearest(px[bad], py[bad])
-        return out
-
-    return at
+    xy = np.vstack(comm.allgather(V.tabulate_dof_coordinates()[:n, :2]))
+    vals = np.concatenate(comm.allgather(solution.potential.x.array[:n]))
+    field = _plan_field(xy, vals)
+    return lambda x: field(*plan_points(case, x))
 
 
 def build_device(case: Case, stack, sheets: dict[str, SheetCurrent], solutions: dict,

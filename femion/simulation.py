@@ -30,6 +30,10 @@ STAGES = ["mesh", "conductor", "magnetic field", "transport", "write fields", "f
 class RunStopped(RuntimeError):
     """The transport stopped early; the results directory holds the last good state."""
 
+    def __init__(self, reason: str, path: Path):
+        super().__init__(f"{reason} (results with the last good state: {path})")
+        self.reason, self.path = reason, path
+
 
 @dataclass
 class Interface:
@@ -227,22 +231,32 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
         writer.abandon()
         raise
     if stopped is not None:
-        raise RunStopped(f"{stopped} (results with the last good state: {path})")
+        raise RunStopped(stopped, path)
     return RunResult(path=path, summary=summary, sheets=solutions)
 
 
 def run_variants(base: Case, runs, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, progress: bool = True):
     """Run every variant of a case into ``out/<variant>``; ``out`` gets a summary listing them and
-    a report comparing them. All or nothing: a failed variant leaves no ``out``."""
+    a report comparing them. A variant whose transport stops keeps its last good state: ``out``
+    then holds the variants run so far and the stopped one, and :class:`RunStopped` says which.
+    Any other failure leaves no ``out``."""
     writer = ResultWriter(out, comm)
-    results = []
+    results, done, stopped = [], [], None
     try:
         for name, case in runs:
-            results.append(run_case(case, writer.path / name, comm, progress=progress))
+            done.append(name)
+            try:
+                results.append(run_case(case, writer.path / name, comm, progress=progress))
+            except RunStopped as exc:
+                stopped = (name, exc.reason)
+                break
         writer.write_text("case.yaml", dump_case(base))
-        writer.write_json("summary.json", {"case": base.name, "description": base.description,
-                                           "observation": base.observation, "variants": [n for n, _ in runs],
-                                           "mpi_size": comm.size, "versions": versions()})
+        entry = {"case": base.name, "description": base.description, "observation": base.observation,
+                 "variants": done, "mpi_size": comm.size, "versions": versions()}
+        if stopped is not None:
+            entry["stopped"] = {"variant": stopped[0], "reason": stopped[1],
+                                "not_run": [n for n, _ in runs if n not in done]}
+        writer.write_json("summary.json", entry)
         comm.barrier()
         if comm.rank == 0:
             from .report import write_report
@@ -252,6 +266,10 @@ def run_variants(base: Case, runs, out: str | Path, comm: MPI.Comm = MPI.COMM_WO
     except BaseException:
         writer.abandon()
         raise
+    if stopped is not None:
+        later = [n for n, _ in runs if n not in done]
+        raise RunStopped(f"variant {stopped[0]}: {stopped[1]}" + (f"; not run: {', '.join(later)}" if later else ""),
+                         path / stopped[0])
     return path, results
 
 

@@ -593,14 +593,14 @@ class TransportProblem:
         return out
 
     def _closure_term(self, xp, r_ox, i0):
-        """∫_Γ q·∇_Γ v dS with q = λ(|B|) r_out (n̂×B̂), r_out = (i0/F) r_ox (the one-way exit rate)."""
+        """∫_Γ q·∇_Γ v dS with q = λ(|B|) r_out (n̂×B̂), r_out = (i0/(zF)) r_ox (the one-way exit rate)."""
         from .lorentz import closure_surface_flux
 
         gdim = self.domain.mesh.geometry.dim
         n = ufl.FacetNormal(self.domain.mesh)("+")  # out of the oxide
         B = self.B["oxide"]("+")
-        r_out = i0 / FARADAY * r_ox
         z = self.electrolyte.ion(self.electrolyte.exchanging).valence
+        r_out = i0 / (z * FARADAY) * r_ox
         n3 = n if gdim == 3 else ufl.as_vector([n[0], 0.0, n[1]])
         q3 = closure_surface_flux(n3, B, r_out, self.lorentz.step_law, xp, z=z, **self.lorentz.step_params)
         q = q3 if gdim == 3 else ufl.as_vector([q3[0], q3[2]])

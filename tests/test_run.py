@@ -153,3 +153,35 @@ def test_transport_run_in_3d(shared_tmp):
     th = res.probe("theta", np.array([[0.004, 0.005, zo], [0.046, 0.015, zo]]), time=20.0)
     assert th[0] < 0.3 < th[1]
     assert (out / "figures" / "theta_plan.png").stat().st_size > 10_000
+
+
+def test_a_stopped_variant_keeps_its_last_good_state_and_the_variants_before_it(tmp_path, capsys):
+    """A variant whose time step collapses (here: steps of at least 30 s at ten times the paper's
+    current) stops the run with exit 1 and one line naming it; the variants run before it and its
+    own last good state stay on disk, the summary lists what was not run."""
+    import yaml
+
+    data = yaml.safe_load((CASES / "fig4_model_III.yaml").read_text())
+    data.pop("quick")
+    data["mesh"]["cell_size"] = "2 mm"
+    data["output"] = {"figures": False}
+    data["protocol"] = ["drive 0.2 A through bottom_ito for 2 s, 1 output"]
+    data["variants"] = {
+        "fine": {},
+        "collapses": {"transport.steps": {"initial": "60 s", "min": "30 s", "max": "60 s"},
+                      "drives[0].current": "2 A", "protocol": ["drive 2 A through bottom_ito for 2 min, 1 output"]},
+        "never": {},
+    }
+    case = tmp_path / "stops.yaml"
+    case.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "result"
+    assert cli.main(["run", str(case), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "variant collapses" in err[0] and "not run: never" in err[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["variants"] == ["fine", "collapses"]
+    assert summary["stopped"]["variant"] == "collapses" and summary["stopped"]["not_run"] == ["never"]
+    assert (out / "fine" / "summary.json").is_file() and (out / "report.md").is_file()
+    stopped = json.loads((out / "collapses" / "summary.json").read_text())
+    assert stopped["transport"]["status"] != "completed"
+    assert not (out / "never").exists()
