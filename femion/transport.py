@@ -707,6 +707,7 @@ class TransportProblem:
     MAX_UPDATE = {"w": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
     MAX_UPDATE_LOG_C = 2.0
     STEP_TOLERANCE = 1e-10
+    STALL_ITERATIONS = 6
 
     def _newton(self, linesearch: bool = False) -> tuple[int, int]:
         """Newton (MUMPS) with per-field update limits, optionally with backtracking on ‖F‖;
@@ -726,9 +727,17 @@ class TransportProblem:
         snes.computeFunction(x, b)
         fnorm = b.norm()
         trial = x.duplicate()
+        best, worse = fnorm, 0
         for it in range(max_it + 1):
             reason = self._converged(snes, it, (0.0, 0.0, fnorm))
             if reason != 0:
+                break
+            # backtracking that finds no new best residual in STALL_ITERATIONS creeps at λ = 1/64
+            # and will not converge: give up early so the step is cut (plain Newton may climb
+            # for a while before it converges, after a jump of the controls, so it runs on)
+            best, worse = (fnorm, 0) if fnorm < best else (best, worse + 1)
+            if linesearch and worse >= self.STALL_ITERATIONS:
+                reason = PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT
                 break
             snes.computeJacobian(x, A, A)
             ksp.setOperators(A)
