@@ -22,6 +22,7 @@ from pathlib import Path
 
 CASES = Path(__file__).resolve().parents[2] / "cases"
 PAPER = ["fig2_protocol", "fig3_cycles", "fig4_model_I", "fig4_model_II", "fig4_model_III", "fig4_model_IV",
+         "fig4_mechanisms",
          "fig5ab_current_sweep", "fig5c_two_track", "fig5d_electrolyte_area", "fig5e_painting", "hosts_and_cations"]
 
 
