@@ -317,6 +317,7 @@ def case_report(result_path) -> dict:
         "observation": s.get("observation", ""), "dimension": tr.get("dimension"),
         "conservation_error_rel": s.get("conservation_error_rel"), "stages": [], "notes": [],
         "ion": (tr or {}).get("exchanging") or "Li",
+        "host": (tr or {}).get("oxide_material"),
     }
     if not rep["description"] or not rep["observation"]:
         try:  # older summaries: take them from the resolved case
@@ -581,7 +582,7 @@ def write_report(result_path) -> Path:
             e = _final_stage(r, _MOVING) or {}
             x = _final_stage(r, _RELAXING) or {}
             rep["comparison"].append({
-                "variant": n, "ion": r.get("ion", "Li"), "direction": e.get("direction"), "displacement_mm": e.get("displacement_mm"),
+                "variant": n, "host": r.get("host"), "ion": r.get("ion", "Li"), "direction": e.get("direction"), "displacement_mm": e.get("displacement_mm"),
                 "share_destination_third": (e.get("share_destination_third") or [None, None])[1],
                 "front_from_source_mm": (e.get("front_from_source_mm") or [None])[-1],
                 "tau_relax_s": (x.get("relaxation") or {}).get("tau_s"),
@@ -591,10 +592,10 @@ def write_report(result_path) -> Path:
             md += [rep["description"], ""]
         md += ["## The paper's observation", "", f"> {rep['observation']}" if rep["observation"] else "(none given)", ""]
         md += ["## Comparison (last drive/reverse stage; last relax stage)", "",
-               "| variant | ion | motion | displacement (mm) | share in destination third | front from source (mm) | relaxation τ (s) | conservation |",
-               "|---|---|---|---|---|---|---|---|"]
+               "| variant | host | ion | motion | displacement (mm) | share in destination third | front from source (mm) | relaxation τ (s) | conservation |",
+               "|---|---|---|---|---|---|---|---|---|"]
         for c in rep["comparison"]:
-            md.append(f"| {c['variant']} | {c['ion']} | {_ARROW.get(c['direction'], '–')} | {_fmt(c['displacement_mm'])} | "
+            md.append(f"| {c['variant']} | {c['host'] or '–'} | {c['ion']} | {_ARROW.get(c['direction'], '–')} | {_fmt(c['displacement_mm'])} | "
                       f"{_fmt(c['share_destination_third'], '.3f')} | {_fmt(c['front_from_source_mm'])} | "
                       f"{_fmt(c['tau_relax_s'])} | {_fmt(c['conservation_error_rel'], '.2e')} |")
         md.append("")

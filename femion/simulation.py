@@ -404,6 +404,8 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
             "max_B_T": problem.max_B,
             "c_max_mol_m3": problem.oxide.c_max,
             "oxide_layer": device.transport_layers(case)[0].name,
+            "oxide_material": device.transport_layers(case)[0].material,
+            "electrolyte_material": device.transport_layers(case)[1].material,
             "electrolyte_layer": device.transport_layers(case)[1].name,
             "exchanging": problem.electrolyte.exchanging,
             "exchanging_valence": problem.electrolyte.ion(problem.electrolyte.exchanging).valence,

@@ -213,6 +213,8 @@ def test_other_hosts_and_cations_move_toward_the_current_end(tmp_path):
     ions = {v: json.loads((out / v / "summary.json").read_text())["transport"]["exchanging"]
             for v in summary["variants"]}
     assert set(ions.values()) == {"Li", "Na", "H", "Zn", "Ca"}
+    comparison = json.loads((out / "report.json").read_text())["comparison"]
+    assert {c["host"] for c in comparison} == {"WO3", "MoO3", "TiO2", "Nb2O5"}
     assert (out / "report.md").is_file()
 
 
