@@ -370,7 +370,16 @@ class TransportProblem:
         else:
             N_ox = -Ds * cmax * theta * (1 - theta) * ufl.grad(w)
         dm = self.dx_mass
-        F = bdf(theta, "w", 1.0) * self.v["w"] * dm(OX) - dt / cmax * ufl.inner(N_ox, ufl.grad(self.v["w"])) * dx(OX)
+        # The through-film part of the solid flux takes the lumped (vertex) quadrature: on the
+        # film's flat cells (0.5 mm x 250 nm) its consistent bilinear form couples in-plane
+        # neighbours with the wrong sign (by h_x/6h_z), so an emptied node kept losing Li to its
+        # neighbours and its logit ran to the bound; at the vertices it couples only the nodes
+        # above and below. The in-plane part keeps the consistent quadrature.
+        gv = ufl.grad(self.v["w"])
+        last = msh.geometry.dim - 1
+        F = bdf(theta, "w", 1.0) * self.v["w"] * dm(OX) \
+            - dt / cmax * sum(N_ox[i] * gv[i] for i in range(last)) * dx(OX) \
+            - dt / cmax * N_ox[last] * gv[last] * dm(OX)
         F -= dt / cmax * self.j * self.v["w"]("+") * dS(GAMMA)
         if self.lorentz.closure:
             F -= dt / cmax * self._closure_term(xp, r_ox, i0)
