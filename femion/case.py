@@ -319,7 +319,8 @@ class IonSpec(_Model):
 
 
 class HostSpec(_Model):
-    """Open-circuit potential of the host: U(θ) = U0 − μ(θ)/F (femion.host)."""
+    """Open-circuit potential of the host: U(θ) = U0 − μ(θ)/(zF) (femion.host); U0 defaults to the
+    oxide material's ``standard_potential``."""
 
     model: Literal["ideal", "regular_solution", "tabulated"] = "ideal"
     standard_potential: Voltage | None = None  # default: the oxide material's

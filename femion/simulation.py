@@ -386,6 +386,7 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
             f.close()
         csv.close()
     n_dofs = sum(V.dofmap.index_map.size_global for V in problem.spaces.values())
+    ox_layer, el_layer = device.transport_layers(case)[:2]
     summary = {
         "times_s": out_times,
         "conservation_error_rel": track["drift"],
@@ -403,12 +404,12 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
             "fields": {"oxide": ["theta", "c_oxide", "phi_s"], "electrolyte": [f"c_{n}" for n in ions] + ["phi_l"]},
             "max_B_T": problem.max_B,
             "c_max_mol_m3": problem.oxide.c_max,
-            "oxide_layer": device.transport_layers(case)[0].name,
-            "oxide_material": device.transport_layers(case)[0].material,
-            "electrolyte_material": device.transport_layers(case)[1].material,
-            "electrolyte_layer": device.transport_layers(case)[1].name,
+            "oxide_layer": ox_layer.name,
+            "oxide_material": ox_layer.material,
+            "electrolyte_material": el_layer.material,
+            "electrolyte_layer": el_layer.name,
             "exchanging": problem.electrolyte.exchanging,
-            "exchanging_valence": problem.electrolyte.ion(problem.electrolyte.exchanging).valence,
+            "exchanging_valence": problem.z_ex,
             "section_y_m": device.section_y(case),
             "mechanism": {"electrochemical": tr.mechanism.electrochemical,
                           "lorentz_closure": tr.mechanism.lorentz_closure},

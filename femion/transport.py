@@ -188,9 +188,8 @@ def _one_sided_entities(msh, facets, cells):
     parent mesh, and which of its cells dolfinx lists first depends on the numbering."""
     tdim = msh.topology.dim
     msh.topology.create_connectivity(tdim - 1, tdim)
-    f2c = msh.topology.connectivity(tdim - 1, tdim)
     facets = np.asarray(facets, dtype=np.int32)
-    two = np.array([len(f2c.links(f)) == 2 for f in facets], dtype=bool)
+    two = np.diff(msh.topology.connectivity(tdim - 1, tdim).offsets)[facets] == 2
     parts = []
     if (~two).any():
         parts.append(np.asarray(dolfinx.fem.compute_integration_domains(
@@ -264,8 +263,8 @@ class TransportProblem:
         self.dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data, metadata=lump if lumped_mass else md)
         self.ds = None
         if top is not None and domain.top_facets is not None:
-            self.ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, _one_sided_entities(msh, domain.top_facets, domain.electrolyte_cells))],
-                                  metadata=md)
+            top_entities = _one_sided_entities(msh, domain.top_facets, domain.electrolyte_cells)
+            self.ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, top_entities)], metadata=md)
 
         # one space object per field, so Dirichlet conditions never leak between blocks
         def P1(m):
@@ -337,7 +336,7 @@ class TransportProblem:
         eta = self.f_RT * (phi("+") - U) - psi("-")
         # a z-valent ion takes z electrons: its rate sees the driving force z·η, and the exchange
         # current density i0 (A/m²) carries i0/(zF) ions per m² and second
-        z_ex = electrolyte.ion(ex).valence
+        z_ex = self.z_ex = electrolyte.ion(ex).valence
         k = kinetics
         i0 = (k.exchange_current_density * (c_l / electrolyte.ion(ex).concentration) ** k.alpha_a
               * ((1 - th_p) / (1 - k.theta_ref)) ** k.alpha_a * (th_p / k.theta_ref) ** k.alpha_c)
@@ -608,7 +607,7 @@ class TransportProblem:
         gdim = self.domain.mesh.geometry.dim
         n = ufl.FacetNormal(self.domain.mesh)("+")  # out of the oxide
         B = self.B["oxide"]("+")
-        z = self.electrolyte.ion(self.electrolyte.exchanging).valence
+        z = self.z_ex
         r_out = i0 / (z * FARADAY) * r_ox
         n3 = n if gdim == 3 else ufl.as_vector([n[0], 0.0, n[1]])
         q3 = closure_surface_flux(n3, B, r_out, self.lorentz.step_law, xp, z=z, **self.lorentz.step_params)
@@ -951,5 +950,4 @@ class TransportProblem:
 
     def exchange_current(self) -> float:
         """Total faradaic current into the oxide, zF∫j dΓ (A, or A/m in a section)."""
-        z = self.electrolyte.ion(self.electrolyte.exchanging).valence
-        return self.integrate(z * FARADAY * self.j, "interface")
+        return self.integrate(self.z_ex * FARADAY * self.j, "interface")
