@@ -8,6 +8,7 @@ failure exits with status 1 and says why.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -42,15 +43,17 @@ def cmd_validate(args, comm) -> int:
 
 def cmd_run(args, comm) -> int:
     from .case import load_runs
+    from .interrupts import stop_on_signals
     from .simulation import run_case, run_variants
 
     base, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)
     out = Path(args.out) if args.out else Path("results") / base.name
-    if len(runs) == 1 and runs[0][0] is None:
-        results = [run_case(runs[0][1], out, comm, progress=not args.no_progress)]
-        where = results[0].path
-    else:
-        where, results = run_variants(base, runs, out, comm, progress=not args.no_progress)
+    with stop_on_signals():  # Ctrl-C / SIGTERM: stop at the next step, keep the state
+        if len(runs) == 1 and runs[0][0] is None:
+            results = [run_case(runs[0][1], out, comm, progress=not args.no_progress)]
+            where = results[0].path
+        else:
+            where, results = run_variants(base, runs, out, comm, progress=not args.no_progress)
     if comm.rank == 0:
         for result in results:
             s = result.summary
@@ -181,9 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover
         GeometryError = CaseError
     from .conductor import ConductorSolveError
+    from .interrupts import Interrupted
     from .output import OutputError
     from .simulation import RunStopped
 
+    # The errors caught by type below are raised on every rank alike (collective checks); anything
+    # else may have hit one rank only, whose partners would wait for it for ever: under MPI that
+    # ends the whole job (MPI_Abort) after one line.
     try:
         return COMMANDS[args.command](args, comm)
     except (CaseError, UnitError, GeometryError, OutputError) as exc:
@@ -194,7 +201,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except RunStopped as exc:
         _err(comm, str(exc))
-        return EXIT_FAILURE
+        return exc.exit_status
+    except Interrupted as exc:
+        _err(comm, str(exc))
+        return exc.exit_status
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now
+        print(f"femion: error: interrupted (rank {comm.rank}); nothing more written", file=sys.stderr, flush=True)
+        if comm.size > 1:
+            comm.Abort(130)
+        return 130
+    except Exception as exc:
+        if comm.size == 1 or os.environ.get("FEMION_TRACEBACK"):
+            raise
+        print(f"femion: error: rank {comm.rank} failed: {type(exc).__name__}: {exc} "
+              f"(ending all {comm.size} ranks; FEMION_TRACEBACK=1 shows the traceback)", file=sys.stderr, flush=True)
+        comm.Abort(EXIT_FAILURE)
+        return EXIT_FAILURE  # pragma: no cover (Abort does not return)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -359,7 +359,15 @@ class _Gmsh:
         self.gmsh = gmsh
         self.owner = not gmsh.isInitialized()
         if self.owner:
+            import signal
+
+            # gmsh's initialisation resets every signal handler to the default; keep the caller's
+            # (femion's stop-at-the-next-step handlers for SIGINT/SIGTERM)
+            handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
             gmsh.initialize(interruptible=False)
+            for s, h in handlers.items():
+                if h is not None:
+                    signal.signal(s, h)
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.model.add(self.name)
         gmsh.model.setCurrent(self.name)

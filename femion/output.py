@@ -10,14 +10,18 @@ Layout of ``<out>/``::
     fields/*.vtkhdf  the same fields for pyvista / dolfinx (one field per file)
     figures/*.png    off-screen renderings
 
-A run writes into ``<out>.partial-<pid>`` and renames it to ``<out>`` only once
-everything is written, so a failed run leaves no half-written results.
+A run writes into ``<out>.partial-<pid>`` and renames it to ``<out>`` only once everything is
+written, so a failed run leaves no half-written results; ``.femion-result.json``, written last,
+marks the directory as femion's (see :class:`ResultWriter` for what may replace what).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,47 +37,86 @@ class OutputError(RuntimeError):
 # ------------------------------------------------------------------ writing
 
 
+MANIFEST = ".femion-result.json"
+"""Written last into every results directory: what femion wrote there and how the run ended.
+Only a directory with a manifest, holding nothing the manifest does not list, is ever replaced."""
+
+
 class ResultWriter:
-    """Collective writer of one run's directory (see module doc)."""
+    """Collective writer of one run's directory (see module doc).
+
+    ``<out>.lock`` (an advisory lock held for the whole run) keeps a second run out of ``out``;
+    the files go to ``<out>.partial-<pid>`` and :meth:`commit` moves them into place. A complete
+    run replaces an earlier femion result (never anything else); an incomplete one (stopped,
+    interrupted) goes beside it as ``<out>.<status>-<time>``. Every rank-0 file operation reports
+    its outcome to all ranks, so a failure there ends the run on every rank with one line.
+    """
 
     def __init__(self, out: str | Path, comm: MPI.Comm):
         self.final = Path(out).resolve()
         self.comm = comm
-        path = None
-        if comm.rank == 0:
-            if self.final.exists() and any(self.final.iterdir()) and not (self.final / "summary.json").exists():
-                path = OutputError(f"{self.final} exists and is not a femion result directory; refusing to overwrite it")
-            else:
-                path = self.final.with_name(f"{self.final.name}.partial-{__import__('os').getpid()}")
-                shutil.rmtree(path, ignore_errors=True)
+        self._lock = None
+
+        def prepare():
+            check_replaceable(self.final)
+            self._lock = RunLock.acquire(self.final)
+            try:
+                for left in sorted(self.final.parent.glob(f"{self.final.name}.partial-*")):
+                    print(f"femion: note: {left} is left over from an earlier run that did not finish; kept",
+                          file=sys.stderr, flush=True)
+                path = self.final.with_name(f"{self.final.name}.partial-{os.getpid()}")
                 (path / "fields").mkdir(parents=True)
                 (path / "figures").mkdir()
-        path = comm.bcast(path, root=0)
-        if isinstance(path, Exception):
-            raise path
-        self.path = Path(path)
+            except BaseException:
+                self._lock.release()
+                raise
+            return path
+
+        self.path = Path(self.on_root(prepare, f"cannot prepare {self.final}"))
+
+    def on_root(self, fn, what: str):
+        """Run ``fn`` on rank 0 and return its value on every rank; a failure raises OutputError on
+        every rank (instead of leaving the other ranks waiting at the next collective call)."""
+        value, error = None, None
+        if self.comm.rank == 0:
+            try:
+                value = fn()
+            except OutputError as exc:
+                error = str(exc)
+            except OSError as exc:
+                error = f"{what}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        value, error = self.comm.bcast((value, error), root=0)
+        if error is not None:
+            raise OutputError(error)
+        return value
 
     # -- files written by rank 0
     def write_text(self, name: str, text: str) -> None:
-        if self.comm.rank == 0:
+        def write():
             (self.path / name).write_text(text)
+
+        self.on_root(write, f"cannot write {name}")
 
     def write_json(self, name: str, data: dict) -> None:
         self.write_text(name, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
     def write_sheets(self, sheets: list[tuple[str, SheetCurrent]], external_field) -> None:
-        if self.comm.rank != 0:
-            return
-        arrays = {"names": np.array([n for n, _ in sheets]), "external_field": np.asarray(external_field, float)}
-        for i, (_, s) in enumerate(sheets):
-            arrays[f"vertices_{i}"] = s.vertices
-            arrays[f"sheet_current_{i}"] = s.sheet_current
-            arrays[f"z_{i}"] = np.array(s.z)
-        np.savez_compressed(self.path / "sheets.npz", **arrays)
+        def write():
+            arrays = {"names": np.array([n for n, _ in sheets]), "external_field": np.asarray(external_field, float)}
+            for i, (_, s) in enumerate(sheets):
+                arrays[f"vertices_{i}"] = s.vertices
+                arrays[f"sheet_current_{i}"] = s.sheet_current
+                arrays[f"z_{i}"] = np.array(s.z)
+            np.savez_compressed(self.path / "sheets.npz", **arrays)
+
+        self.on_root(write, "cannot write sheets.npz")
 
     # -- fields written collectively
     def write_function(self, u: "dolfinx.fem.Function", name: str, formats=("vtx", "vtkhdf"), time: float = 0.0) -> None:
         """Write a P1 (point data) or DG0 (cell data) function under ``fields/<name>``."""
+        collective(self.comm, lambda: self._write_function(u, name, formats, time), self.path, f"fields/{name}")
+
+    def _write_function(self, u, name: str, formats, time: float) -> None:
         if "vtx" in formats:
             with dolfinx.io.VTXWriter(self.comm, self.path / "fields" / f"{name}.bp", [u], engine="BP4") as vtx:
                 vtx.write(time)
@@ -93,20 +136,199 @@ class ResultWriter:
                 data = _at_geometry_nodes(u)
                 dolfinx.io.vtkhdf.write_point_data(fname, msh, _pad3(data).ravel() if bs > 1 else data.ravel(), time)
 
-    def commit(self) -> Path:
-        """Move the finished directory into place (replacing an earlier result)."""
+    def commit(self, status: str = "completed") -> Path:
+        """Move the finished directory into place and return where it went.
+
+        ``status`` "completed" replaces an earlier femion result at ``out``; any other status
+        ("stopped", "interrupted") takes ``out`` only if nothing is there, else goes beside it.
+        """
         self.comm.barrier()
-        if self.comm.rank == 0:
-            if self.final.exists():
-                shutil.rmtree(self.final)
-            self.path.rename(self.final)
-        self.comm.barrier()
-        self.path = self.final
-        return self.final
+
+        def move():
+            from . import __version__
+
+            write_manifest(self.path, status, __version__)
+            target = self.final
+            if status == "completed":
+                if _occupied(self.final):
+                    check_replaceable(self.final)
+                    old = self.final.with_name(f"{self.final.name}.replaced-{os.getpid()}")
+                    self.final.rename(old)
+                    self.path.rename(self.final)
+                    shutil.rmtree(old)
+                else:
+                    _take(self.path, self.final)
+            else:
+                if _occupied(self.final):
+                    target = _beside(self.final, status)
+                _take(self.path, target)
+            self._release()
+            return target
+
+        try:
+            self.path = Path(self.on_root(move, f"cannot move the results into {self.final}"))
+        finally:
+            self._release()
+        return self.path
 
     def abandon(self) -> None:
+        """Remove the partial directory and free ``out`` (rank 0; never raises)."""
         if self.comm.rank == 0:
             shutil.rmtree(self.path, ignore_errors=True)
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def collective(comm, fn, where: Path, what: str, grace: float = 30.0):
+    """Call ``fn`` on every rank (a collective write); if it failed on any rank, raise OutputError
+    on all of them (a disk that fills up fails HDF5/ADIOS2 writes with a RuntimeError).
+
+    A rank that failed waits at most ``grace`` seconds for the others: one of them may be stuck
+    inside the same collective write for ever, and then the failed rank removes the partial
+    directory ``where`` and ends the job (MPI_Abort) after one line.
+    """
+    error = None
+    try:
+        value = fn()
+    except (RuntimeError, OSError) as exc:
+        error, value = f"{exc}".strip().splitlines()[0] if f"{exc}".strip() else type(exc).__name__, None
+    if comm.size > 1:
+        arrived = comm.Ibarrier()
+        if error is None:
+            arrived.Wait()
+        else:
+            deadline = time.monotonic() + grace
+            while not arrived.Test():
+                if time.monotonic() > deadline:
+                    print(f"femion: error: {_write_error(what, where, error)} (rank {comm.rank}; the other "
+                          f"ranks are stuck in the write: ending all {comm.size})", file=sys.stderr, flush=True)
+                    if ".partial-" in where.name:  # the whole job ends: leave no partial result and no lock
+                        shutil.rmtree(where, ignore_errors=True)
+                        where.with_name(where.name.split(".partial-")[0] + ".lock").unlink(missing_ok=True)
+                    comm.Abort(2)
+                time.sleep(0.05)
+    errors = [e for e in comm.allgather(error) if e is not None]
+    if errors:
+        raise OutputError(_write_error(what, where, errors[0]))
+    return value
+
+
+def _write_error(what: str, where: Path, error: str) -> str:
+    try:
+        free = f"; {shutil.disk_usage(where).free / 1024:.0f} KiB free there"
+    except OSError:
+        free = ""
+    return f"cannot write {what} in {where}: {error}{free}"
+
+
+class RunLock:
+    """An advisory lock on ``<out>.lock`` (POSIX ``lockf``: freed by the kernel if the holder dies,
+    and honoured across NFS clients), so that two runs cannot write one results directory."""
+
+    def __init__(self, path: Path, fh):
+        self.path, self.fh = path, fh
+
+    @classmethod
+    def acquire(cls, out: Path) -> "RunLock":
+        import fcntl
+        import socket
+
+        path = out.with_name(f"{out.name}.lock")
+        for _ in range(10):
+            fh = open(path, "a+")
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                fh.close()
+                raise OutputError(f"{out} is being written by another femion run ({holder}); "
+                                  f"wait for it or choose another --out") from None
+            # the previous holder may have removed the file between our open and lock: retry then
+            try:
+                same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+                fh.flush()
+                return cls(path, fh)
+            fh.close()
+        raise OutputError(f"cannot lock {path}: it keeps being replaced")
+
+    def release(self) -> None:
+        import fcntl
+
+        try:
+            self.path.unlink(missing_ok=True)
+            fcntl.lockf(self.fh, fcntl.LOCK_UN)
+        finally:
+            self.fh.close()
+
+
+def write_manifest(path: Path, status: str, version: str) -> None:
+    """Mark ``path`` as a femion result: its status and every entry femion wrote in it."""
+    entries = sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+    manifest = {"femion_result": 1, "status": status, "femion_version": version,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "entries": entries + [MANIFEST]}
+    (path / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def read_manifest(path: Path) -> dict | None:
+    """The manifest of a results directory, or None if it has none (or an unreadable one)."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("femion_result") == 1 else None
+
+
+def check_replaceable(out: Path) -> None:
+    """Raise OutputError unless ``out`` is absent, an empty directory, or a femion result holding
+    only what its manifest lists (so that replacing it deletes nothing femion did not write)."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise OutputError(f"{out} exists and is not a directory; choose another --out")
+    if not any(out.iterdir()):
+        return
+    manifest = read_manifest(out)
+    if manifest is None:
+        raise OutputError(f"{out} exists and is not a femion result (no {MANIFEST}); refusing to replace it: "
+                          f"choose another --out or remove it yourself")
+    listed = set(manifest.get("entries", []))
+    foreign = sorted(str(p.relative_to(out)) for p in out.rglob("*") if str(p.relative_to(out)) not in listed)
+    if foreign:
+        raise OutputError(f"{out} holds {len(foreign)} file(s) femion did not write (first: {foreign[0]}); "
+                          f"refusing to replace it: move them or choose another --out")
+
+
+def _occupied(path: Path) -> bool:
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+def _take(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``, an absent path or an empty directory."""
+    if dst.is_dir():
+        dst.rmdir()
+    src.rename(dst)
+
+
+def _beside(out: Path, status: str) -> Path:
+    """A new name next to ``out`` for an incomplete result: ``<out>.<status>-<time>[-n]``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = out.with_name(f"{out.name}.{status}-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = out.with_name(f"{out.name}.{status}-{stamp}-{n}")
+    return target
 
 
 class FieldSeries:
@@ -117,7 +339,12 @@ class FieldSeries:
         self.functions = functions
         self.formats = formats
         self.comm = writer.comm
+        self.where = writer.path
         self.vtx = None
+        self.files: dict = {}
+        collective(self.comm, lambda: self._open(writer, group, functions, formats), writer.path, f"fields/{group}")
+
+    def _open(self, writer, group, functions, formats) -> None:
         if "vtx" in formats:
             self.vtx = dolfinx.io.VTXWriter(self.comm, writer.path / "fields" / f"{group}.bp", functions, engine="BP4")
         self.files = {}
@@ -128,6 +355,9 @@ class FieldSeries:
                 self.files[u.name] = fname
 
     def write(self, t: float) -> None:
+        collective(self.comm, lambda: self._write(t), self.where, f"the fields at t = {t:g} s")
+
+    def _write(self, t: float) -> None:
         if self.vtx is not None:
             self.vtx.write(t)
         for u in self.functions:

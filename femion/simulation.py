@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, device, geometry, plan, protocol
+from . import __version__, device, geometry, interrupts, plan, protocol
 from ._dolfinx import MPI, PETSc, dolfinx
 from .case import Case, dump_case
 from .conductor import SheetSolution, solve_sheet
@@ -28,11 +28,29 @@ STAGES = ["mesh", "conductor", "magnetic field", "transport", "write fields", "f
 
 
 class RunStopped(RuntimeError):
-    """The transport stopped early; the results directory holds the last good state."""
+    """The transport stopped early (``status`` "stopped": the step collapsed; "interrupted": by
+    signal ``signum``); the results directory ``path`` holds the last good state."""
 
-    def __init__(self, reason: str, path: Path):
+    def __init__(self, reason: str, path: Path, status: str = "stopped", signum: int = 0):
         super().__init__(f"{reason} (results with the last good state: {path})")
-        self.reason, self.path = reason, path
+        self.reason, self.path, self.status, self.signum = reason, path, status, signum
+
+    @property
+    def exit_status(self) -> int:
+        """1 for a solver failure, 128 + signal number for an interrupt (the shell's convention)."""
+        return 128 + self.signum if self.signum else 1
+
+
+@dataclass
+class Stop:
+    """Why a run ended early: ``status`` "stopped" (the step collapsed) or "interrupted"."""
+
+    status: str
+    reason: str
+    signum: int = 0
+
+    def error(self, path: Path) -> RunStopped:
+        return RunStopped(self.reason, path, self.status, self.signum)
 
 
 @dataclass
@@ -136,8 +154,10 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
             with stages.stage("mesh"):
                 spec = plan.stack_spec(case)
                 plan_mesh = geometry.build_plan_mesh(spec, comm)
+            interrupts.check(comm, "after the mesh stage; nothing written")
             with stages.stage("conductor"):
                 solutions = solve_conductors(case, plan_mesh)
+            interrupts.check(comm, "after the conductor stage; nothing written")
             with stages.stage("magnetic field"):
                 interface = interface_of(case)
                 sheets = [s.panels() for s in solutions]
@@ -151,6 +171,7 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
                     )
                 else:
                     B, max_b, n_targets, points, B_points = None, None, 0, np.zeros((0, 3)), np.zeros((0, 3))
+            interrupts.check(comm, "after the magnetic field stage; nothing written")
             transport_summary = None
             if case.transport is not None:
                 with stages.stage("transport"):
@@ -207,32 +228,45 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
                 if transport_summary is not None:
                     summary.update(transport_summary)
                 writer.write_json("summary.json", summary)
-            with stages.stage("figures"):
-                comm.barrier()
-                if transport_summary is not None and comm.rank == 0:
-                    from .optics_output import write_optics
-
-                    summary["optics"] = write_optics(writer.path)
-                    writer.write_json("summary.json", summary)
-                if case.output.figures and comm.rank == 0:
-                    from .visualisation import render_result
-
-                    render_result(writer.path)
-                if comm.rank == 0:
-                    from .report import write_report
-
-                    write_report(writer.path)
-                comm.barrier()
+            if stopped is None and interrupts.requested(comm):
+                # all is written but the figures: keep it as an interrupted run, skip the drawing
+                signum = interrupts.requested(comm)
+                stopped = Stop("interrupted", str(interrupts.Interrupted(signum, "before the figures")), signum)
+            if stopped is None or stopped.status != "interrupted":
+                with stages.stage("figures"):
+                    write_figures(case, writer, summary, transport_summary is not None)
         summary["stage_time_s"] = stages.times
         summary["wall_time_s"] = time.perf_counter() - t_start
         writer.write_json("summary.json", summary)
-        path = writer.commit()
+        path = writer.commit("completed" if stopped is None else stopped.status)
     except BaseException:
         writer.abandon()
         raise
     if stopped is not None:
-        raise RunStopped(stopped, path)
+        raise stopped.error(path)
     return RunResult(path=path, summary=summary, sheets=solutions)
+
+
+def write_figures(case: Case, writer: ResultWriter, summary: dict, transport: bool) -> None:
+    """Optics table, figures and report of a written run (rank 0 draws; errors reach every rank)."""
+
+    def draw():
+        if transport:
+            from .optics_output import write_optics
+
+            summary["optics"] = write_optics(writer.path)
+        if case.output.figures:
+            from .visualisation import render_result
+
+            render_result(writer.path)
+        from .report import write_report
+
+        write_report(writer.path)
+        return summary.get("optics")
+
+    optics = writer.on_root(draw, "cannot draw the figures")
+    if transport:
+        summary["optics"] = optics
 
 
 def run_variants(base: Case, runs, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, progress: bool = True):
@@ -248,35 +282,42 @@ def run_variants(base: Case, runs, out: str | Path, comm: MPI.Comm = MPI.COMM_WO
             try:
                 results.append(run_case(case, writer.path / name, comm, progress=progress))
             except RunStopped as exc:
-                stopped = (name, exc.reason)
+                stopped = (name, Stop(exc.status, exc.reason, exc.signum))
+                break
+            except interrupts.Interrupted as exc:  # before the variant had anything to keep
+                done.pop()
+                stopped = (name, Stop("interrupted", str(exc), exc.signum))
                 break
         writer.write_text("case.yaml", dump_case(base))
         entry = {"case": base.name, "description": base.description, "observation": base.observation,
                  "variants": done, "mpi_size": comm.size, "versions": versions()}
         if stopped is not None:
-            entry["stopped"] = {"variant": stopped[0], "reason": stopped[1],
+            entry["stopped"] = {"variant": stopped[0], "reason": stopped[1].reason, "status": stopped[1].status,
                                 "not_run": [n for n, _ in runs if n not in done]}
         writer.write_json("summary.json", entry)
-        comm.barrier()
-        if comm.rank == 0:
+
+        def report():
             from .report import write_report
 
             write_report(writer.path)
-        path = writer.commit()
+
+        writer.on_root(report, "cannot write the report")
+        path = writer.commit("completed" if stopped is None else stopped[1].status)
     except BaseException:
         writer.abandon()
         raise
     if stopped is not None:
+        name, stop = stopped
         later = [n for n, _ in runs if n not in done]
-        raise RunStopped(f"variant {stopped[0]}: {stopped[1]}" + (f"; not run: {', '.join(later)}" if later else ""),
-                         path / stopped[0])
+        stop.reason = f"variant {name}: {stop.reason}" + (f"; not run: {', '.join(later)}" if later else "")
+        raise stop.error(path / name if name in done else path)
     return path, results
 
 
 def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, comm, stages=None):
     """Transport stage: run the protocol (or the drives for ``duration``), writing fields at the
     output times and a CSV row for every step. Returns (summary entries, None) or, if the time
-    step collapsed, the entries of the last good state and the reason."""
+    step collapsed or a stop was requested, the entries of the last good state and a :class:`Stop`."""
     tr = case.transport
     stack = (geometry.build_stack_mesh(spec, comm) if case.mesh.dimension == 3
              else geometry.build_section_mesh(spec, comm))
@@ -345,6 +386,8 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
         row.update({f"c_{n}_min_mol_m3": mins[n] for n in ions})
         row.update({f"c_{n}_max_mol_m3": gmax(c_el[n]) for n in ions})
         csv.row(row)
+        if rec is not None:
+            interrupts.check(comm, f"at t = {problem.t:g} s")
 
     st = tr.steps
     stepper = Stepper(problem, StepControl(dt_initial=st.initial, dt_min=st.min, dt_max=st.max, order=st.order),
@@ -375,8 +418,11 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
                 for f in series:
                     f.write(problem.t)
                 out_times.append(problem.t)
-    except StepFailure as exc:
-        stopped = f"transport stopped at t = {exc.t_last_good:g} s: {exc}"
+    except (StepFailure, interrupts.Interrupted) as exc:
+        if isinstance(exc, interrupts.Interrupted):
+            stopped = Stop("interrupted", str(exc), exc.signum)
+        else:
+            stopped = Stop("stopped", f"transport stopped at t = {exc.t_last_good:g} s: {exc}")
         update()
         for f in series:
             f.write(problem.t)  # the last good state
@@ -394,7 +440,8 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
         "max_hall_parameter": problem.max_hall_parameter,
         "protocol": protocol_summary(case, planned),
         "transport": {
-            "status": "completed" if stopped is None else stopped,
+            "status": "completed" if stopped is None else stopped.status,
+            "stop_reason": None if stopped is None else stopped.reason,
             "dimension": case.mesh.dimension,
             "cells": stack.mesh.topology.index_map(stack.mesh.topology.dim).size_global,
             "dofs": n_dofs,
