@@ -66,14 +66,33 @@ def cmd_run(args, comm) -> int:
     return 0
 
 
+def _on_rank0(comm, work) -> None:
+    """Run ``work()`` on rank 0 and raise its OutputError on every rank: the other ranks would
+    otherwise wait at the next barrier forever. Any other failure stops them with status 1."""
+    from .output import OutputError
+
+    failure = None
+    if comm.rank == 0:
+        try:
+            work()
+        except OutputError as exc:
+            failure = exc
+        except BaseException:
+            comm.bcast("", root=0)
+            raise
+    failure = comm.bcast(None if failure is None else str(failure), root=0)
+    if failure == "":
+        raise SystemExit(EXIT_FAILURE)
+    if failure is not None:
+        raise OutputError(failure)
+
+
 def cmd_report(args, comm) -> int:
     from .output import open_result
     from .report import write_report
 
-    open_result(args.result)  # checks it is a result directory
-    if comm.rank == 0:
-        print(write_report(args.result))
-    comm.barrier()
+    open_result(args.result)  # checks it is a result directory with a complete summary.json
+    _on_rank0(comm, lambda: print(write_report(args.result)))
     return 0
 
 
@@ -117,11 +136,8 @@ def cmd_plot(args, comm) -> int:
     from .output import open_result
     from .visualisation import render_result
 
-    open_result(args.result)  # checks it is a result directory
-    if comm.rank == 0:
-        for p in render_result(args.result):
-            print(p)
-    comm.barrier()
+    open_result(args.result)  # checks it is a result directory with a complete summary.json
+    _on_rank0(comm, lambda: [print(p) for p in render_result(args.result)])
     return 0
 
 

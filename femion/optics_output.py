@@ -54,7 +54,7 @@ def _open(path: str | Path) -> _Film:
     import yaml
 
     from .case import validate_case
-    from .output import open_result
+    from .output import OutputError, open_result
     from .plan import shape_geometry
 
     path = Path(path)
@@ -62,7 +62,11 @@ def _open(path: str | Path) -> _Film:
     s = res.summary
     if not s.get("transport"):
         raise ValueError(f"{path}: not a transport run (no 'transport' in summary.json), so no film optics")
-    case = validate_case(yaml.safe_load((path / "case.yaml").read_text()))
+    try:
+        case = validate_case(yaml.safe_load((path / "case.yaml").read_text()))
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: also CaseError (one line)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OutputError(f"{path / 'case.yaml'}: unreadable ({msg})") from None
     oxide = s["transport"]["oxide_layer"]
     settings = case.optics
     ce = settings.coloration_efficiency

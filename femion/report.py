@@ -307,9 +307,9 @@ def case_report(result_path) -> dict:
     std of θ̄ (and of |share − 1/3| toward the previous drive's destination).
     Missing pieces (no transport, no protocol, no toward point) are skipped and noted.
     """
-    from .output import open_result
+    from .output import OutputError, open_result
 
-    res = open_result(result_path)
+    res = open_result(result_path)  # OutputError if it is damaged
     s = res.summary
     tr = s.get("transport") or {}
     rep = {
@@ -355,6 +355,8 @@ def case_report(result_path) -> dict:
             series["mean_filling"].append(m)
             series["std_filling"].append(sd)
         rep["series"] = series
+    except OutputError:  # a damaged field file: say which, rather than a report without metrics
+        raise
     except Exception as exc:
         rep["notes"].append(f"cannot read the film filling: {exc}")
         return rep
@@ -564,8 +566,10 @@ def write_report(result_path) -> Path:
     (last drive stage's direction, displacement, destination-third share, front; last relax
     stage's τ), ``figures/variants.png`` and a section per variant.
     """
+    from .output import open_result
+
     path = Path(result_path)
-    summary = json.loads((path / "summary.json").read_text())
+    summary = open_result(path).summary  # checked: OutputError naming the file if damaged
     names = summary.get("variants")
     if names:
         names = list(names)

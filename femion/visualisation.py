@@ -7,7 +7,6 @@ named on their colour bars.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -27,8 +26,9 @@ def _pv():
 
 
 def _read(path: Path):
-    pv = _pv()
-    grid = pv.read(path)
+    from .output import read_vtkhdf
+
+    grid = read_vtkhdf(Path(path))  # OutputError naming the file if it is damaged
     grid.points = grid.points * MM
     return grid
 
@@ -106,9 +106,14 @@ def plot_interface_field(b_file: Path, out: Path, title: str, plate_mm) -> Path:
 
 
 def render_result(path: str | Path) -> list[Path]:
-    """Draw every standard figure of a results directory into ``figures/``."""
+    """Draw every standard figure of a results directory into ``figures/`` (of each variant's for a
+    parent of variants)."""
+    from .output import open_result
+
     path = Path(path)
-    summary = json.loads((path / "summary.json").read_text())
+    summary = open_result(path).summary  # checked: OutputError naming the file if damaged
+    if summary.get("variants"):
+        return [p for name in summary["variants"] for p in render_result(path / name)]
     (x0, x1), (y0, y1) = summary["plate_m"]
     plate_mm = ((x1 - x0) * MM, (y1 - y0) * MM)
     figs = path / "figures"
