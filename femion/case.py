@@ -9,6 +9,7 @@ that the physics modules take happens here, at the edge.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -78,7 +80,7 @@ PLATE_EDGES = ("x_min", "x_max", "y_min", "y_max")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 # -------------------------------------------------------------------- shapes
@@ -445,7 +447,7 @@ class TransportSettings(_Model):
 
     temperature: Temperature = 298.15
     duration: Time | None = None
-    outputs: int = Field(5, ge=1, le=10_000)
+    outputs: int = Field(5, ge=1)
     oxide: OxideTransport = OxideTransport()
     electrolyte: ElectrolyteTransport = ElectrolyteTransport()
     kinetics: KineticsSpec = KineticsSpec()
@@ -453,6 +455,15 @@ class TransportSettings(_Model):
     lorentz: LorentzSpec = LorentzSpec()
     mechanism: MechanismSpec = MechanismSpec()
     steps: StepSpec = StepSpec()
+
+
+class Limits(_Model):
+    """Bounds that refuse absurd input before anything runs; raise one when a case really needs more."""
+
+    cells: int = Field(2_000_000, ge=1)  # estimated cells of the largest mesh (plan, 3D stack or 2D section)
+    stages: int = Field(1_000, ge=1)  # protocol stages once the repeats are expanded
+    outputs: int = Field(10_000, ge=1)  # output times of one run
+    steps: int = Field(100_000, ge=1)  # fewest time steps of one run: each stage's duration / transport.steps.max
 
 
 # ----------------------------------------------------------------- protocol
@@ -494,22 +505,26 @@ def parse_stage(text: str) -> dict:
     raise ValueError(f"cannot read stage {text!r} (forms: {_STAGE_FORMS})")
 
 
-def _expand_protocol(value: Any) -> Any:
-    """Strings → mappings; 'repeat n: a; b' and {repeat: n, stages: [...]} → n copies of the stages."""
+def _expand_protocol(value: Any, info: ValidationInfo) -> Any:
+    """Strings → mappings; 'repeat n: a; b' and {repeat: n, stages: [...]} → n copies of the stages,
+    at most ``limits.stages`` in all."""
     if value is None:
         return None
     if not isinstance(value, list):
         raise ValueError("protocol must be a list of stages")
+    if not value:
+        raise ValueError("protocol: needs at least one stage (or leave the protocol out)")
+    limit = (info.data.get("limits") or Limits()).stages
     out = []
     for k, item in enumerate(value):
         try:
-            out.extend(_expand_item(item))
+            out.extend(_expand_item(item, limit - len(out), limit))
         except ValueError as exc:
             raise ValueError(f"protocol[{k}]: {exc}") from None
     return out
 
 
-def _expand_item(item: Any) -> list:
+def _expand_item(item: Any, room: int, limit: int) -> list:
     if isinstance(item, str) and re.match(r"^\s*repeat\b", item):
         m = re.match(r"^\s*repeat\s+(\d+)\s*(?:times)?\s*:\s*(.+)$", item)
         if not m:
@@ -521,7 +536,14 @@ def _expand_item(item: Any) -> list:
         if set(item) - {"repeat", "stages"} or not isinstance(n, int) or n < 1 or not isinstance(stages, list) \
                 or not stages:
             raise ValueError("a repeat is {repeat: n >= 1, stages: [stage, ...]}")
-        return [x for s in stages for x in _expand_item(s)] * n
+        once = [x for s in stages for x in _expand_item(s, room, limit)]
+        if len(once) * n > room:
+            raise ValueError(f"repeat {n} makes {len(once) * n} stages, more than the protocol may have (allowed: "
+                             f"limits.stages = {limit} in all; raise limits.stages if meant)")
+        return once * n
+    if room < 1:
+        raise ValueError(f"more stages than the protocol may have (allowed: limits.stages = {limit}; raise "
+                         "limits.stages if meant)")
     if isinstance(item, str):
         return [parse_stage(item)]
     return [item]
@@ -543,7 +565,7 @@ class Stage(_Model):
     current: SignedCurrent | None = None
     conductor: Name | None = Field(None, alias="through")
     output_every: Time | None = None
-    outputs: int | None = Field(None, ge=1, le=10_000)
+    outputs: int | None = Field(None, ge=1)
     name: Name | None = None
 
     @model_validator(mode="after")
@@ -592,6 +614,7 @@ class Case(_Model):
     magnetic: MagneticSettings = MagneticSettings()
     output: OutputSettings = OutputSettings()
     transport: TransportSettings | None = None
+    limits: Limits = Limits()  # before protocol: the protocol's repeats are expanded within limits.stages
     protocol: ProtocolField = None
     optics: OpticsSettings = OpticsSettings()
     # --quick: dotted-key overrides for a coarse first look (e.g. mesh.cell_size: 2 mm)
@@ -639,12 +662,16 @@ class Case(_Model):
                     raise ValueError(
                         f"drives[{i}].{key}: no contact {cname!r} on {d.conductor} (allowed: {', '.join(on) or 'none'})"
                     )
+        if self.transport is not None:  # before the protocol: the protocol's checks need the oxide
+            self._check_transport()
         if self.protocol is not None:
             if self.transport is None:
                 raise ValueError("protocol: needs a transport section (the protocol drives the ion transport)")
             from .protocol import check_protocol
 
             check_protocol(self)
+            if not any(s.duration for s in self.protocol):
+                raise ValueError("protocol: the stages take no time (give a stage with 'for', e.g. 'relax for 1 min')")
         elif self.transport is not None and self.transport.duration is None:
             raise ValueError("transport.duration: required key is missing (or give a protocol)")
         small = min(g.plate.length, g.plate.width)
@@ -654,8 +681,7 @@ class Case(_Model):
             )
         if self.mesh.section_y is not None and not 0 <= self.mesh.section_y <= g.plate.width:
             raise ValueError(f"mesh.section_y: must lie on the plate, 0 to {g.plate.width:g} m")
-        if self.transport is not None:
-            self._check_transport()
+        self._check_limits()
         if self.magnetic.enabled:
             zs = self.conductor_planes()
             for i, p in enumerate(self.magnetic.points):
@@ -699,6 +725,42 @@ class Case(_Model):
                     f"{debye:.3g} m (cells are {el.thickness / el.elements:.3g} m); use 'electroneutral'")
         if self.transport.top_electrode is not None and i + 2 >= len(layers):
             raise ValueError("transport.top_electrode: there is no layer above the electrolyte")
+
+    def _check_limits(self):
+        """The mesh, the outputs and the time steps a run would need, against ``limits``."""
+        lim, g, h = self.limits, self.geometry, self.mesh.cell_size
+        plan = g.plate.length * g.plate.width / h**2
+        through = sum(layer.elements for layer in g.layers)
+        # the plan mesh is always built (conductors); the transport mesh is extruded from it or a section
+        meshes = {"plan": plan, "3D stack": plan * through} if self.mesh.dimension == 3 else \
+            {"plan": plan, "2D section": g.plate.length / h * through}
+        what, cells = max(meshes.items(), key=lambda kv: kv[1])
+        if cells > lim.cells:
+            raise ValueError(f"mesh.cell_size: {h:g} m makes a {what} mesh of about {cells:.3g} cells (allowed: "
+                             f"limits.cells = {lim.cells}; use a coarser cell_size or raise limits.cells)")
+        if self.transport is None:
+            return
+        from .protocol import output_count
+
+        if self.protocol is not None:
+            runs = [(f"protocol[{i}]", s.duration or 0.0, s) for i, s in enumerate(self.protocol)]
+        else:
+            runs = [("transport", self.transport.duration, self.transport)]
+        counts = [output_count(d, s) for _, d, s in runs]
+        if sum(counts) > lim.outputs:
+            k = max(range(len(runs)), key=counts.__getitem__)
+            where, _, s = runs[k]
+            key = "output_every" if getattr(s, "output_every", None) is not None else "outputs"
+            raise ValueError(f"{where}.{key}: the run would write {sum(counts)} outputs (allowed: limits.outputs = "
+                             f"{lim.outputs}; write fewer or raise limits.outputs)")
+        dt_max = self.transport.steps.max
+        steps = [d / dt_max for _, d, _ in runs]
+        if not math.isfinite(sum(steps)) or sum(steps) > lim.steps:
+            k = max(range(len(runs)), key=steps.__getitem__)
+            where = runs[k][0] + (".for" if self.protocol is not None else ".duration")
+            raise ValueError(f"{where}: the run needs at least {sum(steps):.3g} time steps of transport.steps.max = "
+                             f"{dt_max:g} s (allowed: limits.steps = {lim.steps}; shorten the run or raise "
+                             "transport.steps.max or limits.steps)")
 
     def exchanging_ion(self) -> str:
         """The ion the film takes up: as given, or the electrolyte's first cation."""
@@ -772,6 +834,8 @@ def format_validation_error(exc: ValidationError) -> str:
             msg += f" (allowed: {', '.join(parent_model)})"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    elif err["type"] == "finite_number":
+        msg = f"must be a finite number (got {err['input']!r})"
     elif err["type"] == "literal_error":
         msg = msg.replace("Input should be", "must be")
     if msg.startswith(tuple(p + c for p in ("geometry", "drives", "mesh", "magnetic", "protocol") for c in ":[")) \
@@ -809,7 +873,79 @@ def _inner_model(annotation) -> Any:
     return None
 
 
+#: a case file may not expand (each use of an alias counted in full) to more values than this,
+#: nor nest deeper: YAML aliases can make a small file stand for huge data
+YAML_MAX_VALUES = 200_000
+YAML_MAX_DEPTH = 40
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_KEY_PATH = re.compile(r"[A-Za-z_]\w*(?:\.\w+|\[\d+\])*")
+
+
+def _check_tree(root, where: str, name: str) -> None:
+    """CaseError for a duplicate mapping key, or for aliases that expand past YAML_MAX_VALUES or
+    YAML_MAX_DEPTH; ``where`` is the key path of ``root``, ``name`` what to call it without one."""
+    seen: dict[int, tuple[int, int]] = {}  # id(node) -> (values it expands to, depth below it)
+
+    def walk(node, path: str, depth: int, open_: set) -> tuple[int, int]:
+        if id(node) in seen:
+            size, below = seen[id(node)]
+        elif id(node) in open_:
+            raise CaseError(f"{path or name}: a YAML alias used inside its own anchor (recursive data)")
+        else:
+            open_.add(id(node))
+            size, below = 1, 0
+            if isinstance(node, yaml.MappingNode):
+                keys: dict[tuple, int] = {}
+                for k, v in node.value:
+                    if k.tag == _MERGE_TAG:
+                        child = f"{path}.<<" if path else "<<"
+                    elif isinstance(k, yaml.ScalarNode):
+                        child = f"{path}.{k.value}" if path else str(k.value)
+                        if (k.tag, k.value) in keys:
+                            raise CaseError(f"{child}: duplicate key (lines {keys[k.tag, k.value]} and "
+                                            f"{k.start_mark.line + 1}); give each key once")
+                        keys[k.tag, k.value] = k.start_mark.line + 1
+                    else:
+                        child = path
+                    for n in (k, v):
+                        a, b = walk(n, child, depth + 1, open_)
+                        size, below = size + a, max(below, b + 1)
+            elif isinstance(node, yaml.SequenceNode):
+                for i, v in enumerate(node.value):
+                    a, b = walk(v, f"{path}[{i}]", depth + 1, open_)
+                    size, below = size + a, max(below, b + 1)
+            open_.discard(id(node))
+            seen[id(node)] = size, below
+        if size > YAML_MAX_VALUES:
+            raise CaseError(f"{path or name}: expands to {size} values, each use of a YAML alias counted in full "
+                            f"(allowed: {YAML_MAX_VALUES})")
+        if depth + below > YAML_MAX_DEPTH:
+            raise CaseError(f"{path or name}: nests deeper than {YAML_MAX_DEPTH} levels")
+        return size, below
+
+    walk(root, where, 0, set())
+
+
+def load_yaml(text: str, name: str, where: str = "") -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys and alias bombs (CaseError naming the key);
+    yaml.YAMLError for text that is not YAML."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise CaseError(f"{where or name}: nests deeper than {YAML_MAX_DEPTH} levels") from None
+        if node is None:
+            return None
+        _check_tree(node, where, name)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _set_path(raw: dict, dotted: str, value: Any) -> None:
+    if not _KEY_PATH.fullmatch(dotted):
+        raise CaseError(f"--set {dotted}: not a key path (form: key.path[0].name, e.g. drives[0].current)")
     parts = [p for p in re.split(r"\.|\[(\d+)\]", dotted) if p]
     node: Any = raw
     for i, part in enumerate(parts):
@@ -837,11 +973,15 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise CaseError(f"--set {item}: expected key.path=value")
         key, text = item.split("=", 1)
+        key = key.strip()
+        if not _KEY_PATH.fullmatch(key):
+            raise CaseError(f"--set {item}: {key!r} is not a key path (form: key.path=value, e.g. "
+                            "drives[0].current='0.1 A')")
         try:
-            value = yaml.safe_load(text)
+            value = load_yaml(text, f"--set {key}", key)
         except yaml.YAMLError:
             value = text
-        _set_path(raw, key.strip(), value)
+        _set_path(raw, key, value)
     return raw
 
 
@@ -850,11 +990,21 @@ def read_case_mapping(path: str | Path) -> dict:
     if not path.is_file():
         raise CaseError(f"case file {str(path)!r} not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise CaseError(f"{path.name}: cannot read the case file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise CaseError(f"{path.name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
+                        "save the case file as UTF-8") from None
+    try:
+        raw = load_yaml(text, path.name)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise CaseError(f"{path.name}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        what = getattr(exc, "problem", None) or str(exc)
+        raise CaseError(f"{path.name}: not valid YAML{where}: {' '.join(what.split())}") from None
     if not isinstance(raw, dict):
         raise CaseError(f"{path.name}: a case file is a mapping of keys (name, geometry, drives, ...)")
     return raw
@@ -879,8 +1029,47 @@ def _apply_mapping(raw: dict, overrides: dict, where: str) -> dict:
         try:
             _set_path(raw, str(key), value)
         except CaseError as exc:
-            raise CaseError(f"{where}.{key}: {str(exc).split(': ', 1)[-1]}") from None
+            raise CaseError(f"{where}.{key}: {str(exc).split(': ', 1)[-1]}" if key else
+                            f"{where}: {key!r} is not a key path (form: key.path[0].name)") from None
     return raw
+
+
+def _key(dotted: str) -> str:
+    """``drives.0.current`` → ``drives[0].current``: the spelling of error messages."""
+    return re.sub(r"\.(\d+)(?=\.|\[|$)", r"[\1]", str(dotted))
+
+
+def _blame(msg: str, sources: list[tuple[str, list[str]]]) -> str | None:
+    """``msg`` (``key.path: ...``) under the first override source that set that key, e.g.
+    ``quick.mesh.cell_size: ...``; None if no override set it."""
+    key = msg.split(": ", 1)[0]
+    for where, keys in sources:
+        for k in map(_key, keys):
+            if key == k or key.startswith((k + ".", k + "[")):
+                return f"{where}.{msg}"
+    return None
+
+
+def _check_drive_overrides(case: Case, sources: list[tuple[str, list[str]]]) -> None:
+    """CaseError when an override sets a drive's current or voltage that a protocol stage replaces
+    with a different value of its own (the run would report the override, the stage ran at its own)."""
+    if case.protocol is None:
+        return
+    for where, keys in sources:
+        for k in keys:
+            m = re.fullmatch(r"drives\[(\d+)\](?:\.(current|voltage))?", _key(k))
+            if not m or int(m[1]) >= len(case.drives):
+                continue
+            d = case.drives[int(m[1])]
+            for j, s in enumerate(case.protocol):
+                own = "current" if s.current is not None else "voltage" if s.voltage is not None else None
+                if s.action != "drive" or own is None or (s.conductor or case.drives[0].conductor) != d.conductor:
+                    continue
+                if getattr(d, own) is not None and math.isclose(getattr(d, own), getattr(s, own), rel_tol=1e-12):
+                    continue  # the stage runs at the value the override gives the drive
+                name, by = (_key(k), "--set") if where == "--set" else (f"{where}.{_key(k)}", where)
+                raise CaseError(f"{name}: set by {by}, but protocol[{j}].{own} sets the {own} of that stage; "
+                                f"set protocol[{j}].{own} instead")
 
 
 def load_runs(path: str | Path, overrides: list[str] | None = None, quick: bool = False,
@@ -888,31 +1077,43 @@ def load_runs(path: str | Path, overrides: list[str] | None = None, quick: bool 
     """The case and the runs it asks for: itself, or one per entry of ``variants``.
 
     Each run's mapping is the case's with, in order: its ``quick`` overrides (``quick=True``),
-    the variant's overrides, then the command line's ``--set`` overrides. A bad variant is a
-    CaseError naming ``variants.<name>``.
+    the variant's overrides, then the command line's ``--set`` overrides. An error a quick or
+    variant override causes names it: ``quick.<key>`` or ``variants.<name>.<key>``.
+    ``femion validate`` and ``femion run`` both load a case through here.
     """
     import copy
 
     raw = read_case_mapping(path)
     base_raw = apply_overrides(copy.deepcopy(raw), overrides or [])
     base = validate_case(base_raw)
+    if quick and not base.quick:
+        raise CaseError("--quick: the case has no 'quick' block (add quick: {key.path: value, ...} to the case)")
     names = list(base.variants) if variant is None else [variant]
     if variant is not None and variant not in base.variants:
         raise CaseError(f"--variant {variant}: no such variant (allowed: {', '.join(base.variants) or 'none'})")
+    sets = [item.split("=", 1)[0].strip() for item in overrides or []]
     runs = []
     for name in names or [None]:
         r = copy.deepcopy(raw)
         r.pop("variants", None)
+        sources = [("--set", sets)]
         if quick:
             _apply_mapping(r, base.quick, "quick")
+            sources.insert(0, ("quick", list(base.quick)))
         if name is not None:
             _apply_mapping(r, base.variants[name], f"variants.{name}")
             r["name"] = f"{base.name}_{name}"
+            sources.insert(0, (f"variants.{name}", list(base.variants[name])))
         apply_overrides(r, overrides or [])
         try:
-            runs.append((name, validate_case(r)))
+            case = validate_case(r)
         except CaseError as exc:
-            raise CaseError(f"variants.{name}: {exc}" if name else str(exc)) from None
+            msg = _blame(str(exc), sources[:-1])
+            if msg is None:
+                msg = f"{sources[0][0]}: {exc}" if len(sources) > 1 else str(exc)
+            raise CaseError(msg) from None
+        _check_drive_overrides(case, sources)
+        runs.append((name, case))
     return base, runs
 
 

@@ -34,10 +34,14 @@ def _load(args):
 
 
 def cmd_validate(args, comm) -> int:
-    case = _load(args)
+    from .case import load_runs
+
+    case, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)  # what `run` loads
     if comm.rank == 0:
         layers = ", ".join(f"{l.name} ({l.material})" for l in case.geometry.layers)
-        print(f"ok: case {case.name!r}: {layers}; drives: {', '.join(d.conductor for d in case.drives)}")
+        variants = ", ".join(name for name, _ in runs if name is not None)
+        print(f"ok: case {case.name!r}: {layers}; drives: {', '.join(d.conductor for d in case.drives)}"
+              + (f"; variants: {variants}" if variants else "") + ("; quick" if args.quick else ""))
     return 0
 
 
@@ -168,15 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a case value, e.g. --set drives[0].current='0.1 A'")
         return s
 
+    def runs_args(s, verb):
+        s.add_argument("--quick", action="store_true",
+                       help="coarse first look: apply the case's 'quick' overrides (about two minutes on one core)")
+        s.add_argument("--variant", help=f"{verb} only this one of the case's variants")
+
     r = case_cmd("run", "run a case and write its results directory")
     r.add_argument("--out", help="results directory (default results/<case name>)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    r.add_argument("--quick", action="store_true",
-                   help="coarse first look: apply the case's 'quick' overrides (about two minutes on one core)")
-    r.add_argument("--variant", help="run only this one of the case's variants")
+    runs_args(r, "run")
     m = case_cmd("mesh", "build a case's meshes (.msh) and a picture of them")
     m.add_argument("--out", help="directory (default meshes/)")
-    case_cmd("validate", "check a case file and exit")
+    runs_args(case_cmd("validate", "check a case file (every run that `run` would make) and exit"), "check")
     pl = sub.add_parser("plot", help="redraw the figures of a results directory")
     pl.add_argument("result")
     rp = sub.add_parser("report", help="(re)write report.md: measured outcomes beside the paper's observation")

@@ -106,6 +106,20 @@ def check_protocol(case) -> None:
             raise ValueError(f"{where}: reverse needs an earlier drive stage")
 
 
+def output_count(duration: float, stage) -> int:
+    """How many output times a stage of ``duration`` s gets (as :func:`_output_times`, without listing them)."""
+    every = getattr(stage, "output_every", None)
+    if duration <= 0:
+        return 0
+    if every is None:
+        return stage.outputs or 2
+    ratio = duration / every
+    if not np.isfinite(ratio):
+        return np.iinfo(np.int64).max
+    n = max(int(np.floor(ratio + 1e-9)), 1)
+    return n + (duration - n * every > 1e-9 * duration)
+
+
 def _output_times(t0: float, t1: float, stage) -> tuple[float, ...]:
     if t1 <= t0:
         return ()

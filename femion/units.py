@@ -8,6 +8,7 @@ number is SI; units are converted only here.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import pint
@@ -57,6 +58,7 @@ def to_si(value: object, kind: str) -> float:
 
     A bare number is accepted only for dimensionless kinds: everything else
     must say its unit, since a silent default unit is how 200 nm becomes 200 m.
+    NaN and infinity (also by overflow, '1e400 s') are refused.
     """
     if kind not in DIMENSIONS:  # programming error, not user input
         raise KeyError(kind)
@@ -65,7 +67,7 @@ def to_si(value: object, kind: str) -> float:
         raise UnitError(f"expected a {kind.replace('_', ' ')} with a unit, got {value!r}")
     if isinstance(value, (int, float)):
         if kind == "dimensionless":
-            return float(value)
+            return _finite(float(value), value)
         raise UnitError(
             f"missing unit: write e.g. '{value} {si_unit}' (a {kind.replace('_', ' ')})"
         )
@@ -84,7 +86,13 @@ def to_si(value: object, kind: str) -> float:
             f"{value!r} is not a {kind.replace('_', ' ')} (expected units like {si_unit or '1'}, "
             f"got dimension {q.dimensionality})"
         )
-    return float(q.to(si_unit).magnitude) if si_unit else float(q.to("").magnitude)
+    return _finite(float(q.to(si_unit).magnitude) if si_unit else float(q.to("").magnitude), value)
+
+
+def _finite(v: float, value: object) -> float:
+    if not math.isfinite(v):
+        raise UnitError(f"must be a finite number (got {value!r})")
+    return v
 
 
 def format_si(value: float, kind: str) -> str:

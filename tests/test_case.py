@@ -90,6 +90,12 @@ MALFORMED = [
         d["geometry"]["contacts"][0].update(at=None, region={"unit": "mm", "rectangle": [[0, 0], [2, 2]]}),
         d["geometry"]["contacts"][0].pop("at"))), "geometry.contacts[0].region: does not overlap"),
     ("zero-current", _set(["drives", 0, "current"], "0 A"), "drives[0]"),
+    ("nan-external-field", _set(["magnetic", "external_field"], ["nan T", "0 T", "0 T"]),
+     "magnetic.external_field[0]: must be a finite number"),
+    ("overflowing-length", _set(["geometry", "plate", "length"], "1e400 m"), "geometry.plate.length: must be a finite number"),
+    ("infinite-bare-number", _set(["geometry", "layers", 4, "pattern"], {"unit": "mm", "rectangle": [[3, 0], [float("inf"), 20]]}),
+     "geometry.layers[4].pattern.include[0].rectangle[1][0]: must be a finite number"),
+    ("micron-cells", _set(["mesh", "cell_size"], "1 um"), "mesh.cell_size: 1e-06 m makes a 3D stack mesh of about 8e+09 cells"),
 ]
 
 
@@ -171,3 +177,75 @@ def test_resolved_case_round_trips(tmp_path):
     again = load_case(p)
     assert dump_case(again) == dump_case(case)
     assert again.layer_z()["oxide"] == pytest.approx(case.layer_z()["oxide"], rel=1e-12)
+
+
+def _cli(capsys, *argv):
+    """Exit status and stderr lines of ``femion *argv``."""
+    rc = cli.main(list(argv))
+    return rc, capsys.readouterr().err.strip().splitlines()
+
+
+def _text(tmp_path, text, name="case.yaml"):
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(p)
+
+
+STRIP_TEXT = (CASES / "strip_drive.yaml").read_text()
+BOMB = "\n".join(["quick:", "  a: &a [x, x, x, x, x, x, x, x, x, x]"]
+                 + [f"  {c}: &{c} [" + ", ".join([f"*{p}"] * 10) + "]" for p, c in zip("abcdefgh", "bcdefghi")])
+
+# (id, case file text, text the one-line error must contain)
+BAD_TEXT = [
+    ("duplicate-top-key", STRIP_TEXT + "\nname: other\n", "name: duplicate key (lines 9 and 42)"),
+    ("duplicate-nested-key", STRIP_TEXT.replace("{length: 50 mm, width: 20 mm}", "{length: 50 mm, width: 20 mm, length: 40 mm}"),
+     "geometry.plate.length: duplicate key"),
+    ("anchor-bomb-under-quick", STRIP_TEXT + "\n" + BOMB + "\n", "quick.f: expands to 1111111 values"),
+    ("recursive-alias", STRIP_TEXT + "\nquick: &q {a: *q}\n", "quick.a: a YAML alias used inside its own anchor"),
+    ("deep-nesting", STRIP_TEXT + "\ndescription: " + "[" * 500 + "]" * 500 + "\n", "case.yaml: nests deeper than"),
+    ("not-utf8", STRIP_TEXT.encode() + "description: caf\xe9\n".encode("latin-1"), "case.yaml: not UTF-8 text (byte 0xe9 at line 41)"),
+]
+
+
+@pytest.mark.parametrize("label,text,expected", BAD_TEXT, ids=[b[0] for b in BAD_TEXT])
+def test_bad_yaml_rejected_at_load_with_one_line(tmp_path, capsys, label, text, expected):
+    """Duplicate keys, alias bombs, deep nesting and non-UTF-8 bytes are refused at load with one line."""
+    rc, err = _cli(capsys, "validate", _text(tmp_path, text))
+    assert rc == 2 and len(err) == 1 and expected in err[0], err
+
+
+@pytest.mark.parametrize("item,expected", [
+    ("=1", "--set =1: '' is not a key path"),
+    ("mesh..cell_size=1 mm", "--set mesh..cell_size=1 mm: 'mesh..cell_size' is not a key path"),
+    ("mesh={cell_size: 1 mm, cell_size: 2 mm}", "mesh.cell_size: duplicate key"),
+    ("magnetic.external_field=[0 T, 0 T, inf T]", "magnetic.external_field[2]: must be a finite number"),
+])
+def test_malformed_set_rejected(capsys, item, expected):
+    """A --set with an empty or malformed key path, or a bad value, exits 2 with one line."""
+    rc, err = _cli(capsys, "validate", str(CASES / "strip_drive.yaml"), "--set", item)
+    assert rc == 2 and len(err) == 1 and expected in err[0], err
+
+
+def test_limits_cells_refuses_and_can_be_raised(tmp_path, capsys):
+    """The estimated cell count is refused past limits.cells, naming the estimate; raising the limit admits it."""
+    data = copy.deepcopy(BASE)
+    data["mesh"]["cell_size"] = "0.05 mm"  # 4e5 plan cells x 10 elements through the stack
+    rc, err = _cli(capsys, "validate", _text(tmp_path, yaml.safe_dump(data)))
+    assert rc == 2 and len(err) == 1 and "mesh.cell_size" in err[0] and "limits.cells = 2000000" in err[0], err
+    data["limits"] = {"cells": 5_000_000}
+    assert _cli(capsys, "validate", _text(tmp_path, yaml.safe_dump(data)))[0] == 0
+
+
+def test_validate_checks_quick_and_variants_like_run(tmp_path, capsys):
+    """validate loads what run loads: errors inside quick and variants name their full key; --quick needs a block."""
+    sweep = (CASES / "fig5ab_current_sweep.yaml").read_text()
+    bad = _text(tmp_path, sweep.replace('I_50mA: {"drives[0].current": 0.05 A}', 'I_50mA: {"drives[0].current": 0.05 V}'))
+    for argv in ([bad], [bad, "--variant", "I_50mA"]):
+        rc, err = _cli(capsys, "validate", *argv)
+        assert rc == 2 and len(err) == 1 and "variants.I_50mA.drives[0].current: '0.05 V' is not a current" in err[0], err
+    bad = _text(tmp_path, sweep.replace("mesh.cell_size: 1 mm", "mesh.cell_size: -1 mm"), "quick.yaml")
+    assert _cli(capsys, "validate", bad)[0] == 0  # run without --quick does not load the quick block either
+    rc, err = _cli(capsys, "validate", bad, "--quick")
+    assert rc == 2 and len(err) == 1 and "quick.mesh.cell_size: must be > 0" in err[0], err
+    rc, err = _cli(capsys, "validate", str(CASES / "strip_drive.yaml"), "--quick")
+    assert rc == 2 and len(err) == 1 and "--quick: the case has no 'quick' block" in err[0], err

@@ -112,3 +112,54 @@ def test_inject_needs_top_electrode():
     del raw["transport"]["top_electrode"]
     with pytest.raises(CaseError, match="inject needs transport.top_electrode"):
         validate_case(raw)
+
+
+ABSURD = [
+    ([], {}, "protocol: needs at least one stage"),
+    (["remove electrolyte"], {}, "protocol: the stages take no time"),
+    ([{"action": "inject", "voltage": "nan V", "for": "1 min"}], {}, "protocol[0].voltage: must be a finite number"),
+    (["relax for 1e400 s"], {}, "protocol[0].for: must be a finite number"),
+    (["relax for 1e300 s"], {}, "protocol[0].for: the run needs at least 1.67e+298 time steps"),
+    (["relax for 5 min, output every 1 ns"], {}, "protocol[0].output_every: the run would write 300000000000 outputs "
+                                                 "(allowed: limits.outputs = 10000"),
+    (["relax for 1 min", "repeat 5000: relax for 1 s; relax for 1 s"], {},
+     "protocol[1]: repeat 5000 makes 10000 stages, more than the protocol may have (allowed: limits.stages = 1000"),
+    (["repeat 600: relax for 1 s; relax for 1 s"], {"limits": {"stages": 2000, "outputs": 10}},
+     "protocol[0].outputs: the run would write 2400 outputs (allowed: limits.outputs = 10"),
+    (["relax for 1 min"], {"geometry.layers[3].material": "SiO2"}, "transport: needs an oxide layer"),
+]
+
+
+@pytest.mark.parametrize("stages, edits, expected", ABSURD)
+def test_absurd_protocol_refused_by_validate(tmp_path, capsys, stages, edits, expected):
+    """Empty, timeless, non-finite and oversized protocols (and one without an oxide) exit 2 with one line."""
+    raw = copy.deepcopy(BASE)
+    raw["protocol"] = stages
+    raw.pop("quick")
+    for key, value in edits.items():
+        if key == "geometry.layers[3].material":
+            raw["geometry"]["layers"][3]["material"] = value
+        else:
+            raw[key] = value
+    path = tmp_path / "absurd.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert cli.main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+
+
+def test_limits_stages_can_be_raised(tmp_path):
+    """A protocol longer than limits.stages validates once the case raises limits.stages."""
+    with pytest.raises(CaseError, match=r"limits.stages = 1000"):
+        with_protocol(["repeat 600: relax for 1 s; relax for 1 s"])
+    assert len(with_protocol(["repeat 600: relax for 1 s; relax for 1 s"], limits={"stages": 1200}).protocol) == 1200
+
+
+def test_set_drive_current_that_a_stage_replaces_is_refused(capsys):
+    """--set drives[0].current with a protocol stage setting its own current exits 2 naming both keys."""
+    case = str(CASES / "fig2_protocol.yaml")
+    assert cli.main(["validate", case, "--set", "drives[0].current=0.1 A"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["femion: error: drives[0].current: set by --set, but protocol[1].current sets the current of that "
+                   "stage; set protocol[1].current instead"], err
+    assert cli.main(["validate", case, "--set", "drives[0].current=0.2 A"]) == 0  # the stage's own value: no conflict
