@@ -59,6 +59,7 @@ class ResultWriter:
 
         def prepare():
             check_replaceable(self.final)
+            self.final.parent.mkdir(parents=True, exist_ok=True)
             self._lock = RunLock.acquire(self.final)
             try:
                 for left in sorted(self.final.parent.glob(f"{self.final.name}.partial-*")):

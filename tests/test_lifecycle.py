@@ -74,6 +74,13 @@ def test_a_result_with_files_added_by_the_user_is_not_replaced(tmp_path, capsys)
     assert (out / "figures" / "my_annotation.png").is_file()
 
 
+def test_out_in_a_new_directory_tree(tmp_path):
+    """--out whose parent directories do not exist yet (results/<case> on a fresh clone) is created."""
+    out = tmp_path / "results" / "deeper" / "res"
+    assert run(out) == 0
+    assert (out / "summary.json").is_file() and not list(out.parent.glob("res.*"))
+
+
 def test_out_is_a_file(tmp_path, capsys):
     """--out naming a file: exit 2, one line, the file untouched."""
     out = tmp_path / "a_file"
