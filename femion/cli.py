@@ -17,7 +17,7 @@ EXIT_FAILURE = 1
 
 
 def _comm():
-    from ._dolfinx import MPI
+    from femion._dolfinx import MPI
 
     return MPI.COMM_WORLD
 
@@ -28,13 +28,13 @@ def _err(comm, msg: str) -> None:
 
 
 def _load(args):
-    from .case import load_case
+    from femion.config.schema import load_case
 
     return load_case(args.case, args.set)
 
 
 def cmd_validate(args, comm) -> int:
-    from .case import load_runs
+    from femion.config.schema import load_runs
 
     case, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)  # what `run` loads
     if comm.rank == 0:
@@ -46,9 +46,9 @@ def cmd_validate(args, comm) -> int:
 
 
 def cmd_run(args, comm) -> int:
-    from .case import load_runs
-    from .interrupts import stop_on_signals
-    from .simulation import run_case, run_variants
+    from femion.config.schema import load_runs
+    from femion.run.interrupts import stop_on_signals
+    from femion.run.pipeline import run_case, run_variants
 
     base, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)
     out = Path(args.out) if args.out else Path("results") / base.name
@@ -73,7 +73,7 @@ def cmd_run(args, comm) -> int:
 def _on_rank0(comm, work) -> None:
     """Run ``work()`` on rank 0 and raise its OutputError on every rank: the other ranks would
     otherwise wait at the next barrier forever. Any other failure stops them with status 1."""
-    from .output import OutputError
+    from femion.results.io import OutputError
 
     failure = None
     if comm.rank == 0:
@@ -92,8 +92,8 @@ def _on_rank0(comm, work) -> None:
 
 
 def cmd_report(args, comm) -> int:
-    from .output import open_result
-    from .report import write_report
+    from femion.results.io import open_result
+    from femion.post.report import write_report
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
     _on_rank0(comm, lambda: print(write_report(args.result)))
@@ -101,7 +101,8 @@ def cmd_report(args, comm) -> int:
 
 
 def cmd_mesh(args, comm) -> int:
-    from . import geometry, plan
+    from femion.geometry import mesh as geometry
+    from femion.geometry import plan
 
     case = _load(args)
     out = Path(args.out) if args.out else Path("meshes")
@@ -117,7 +118,7 @@ def cmd_mesh(args, comm) -> int:
     else:
         stack_msh = out / f"{case.name}_section.msh"
         stack = geometry.build_section_mesh(spec, comm, msh_path=stack_msh)
-    from .output import write_tagged_mesh
+    from femion.results.io import write_tagged_mesh
 
     plan_vtk = write_tagged_mesh(out / f"{case.name}_plan.vtkhdf", plan_mesh.mesh, plan_mesh.cell_tags)
     stack_vtk = write_tagged_mesh(stack_msh.with_suffix(".vtkhdf"), stack.mesh, stack.cell_tags)
@@ -125,7 +126,7 @@ def cmd_mesh(args, comm) -> int:
     nplan = plan_mesh.mesh.topology.index_map(2).size_global
     comm.barrier()
     if comm.rank == 0:
-        from .visualisation import render_mesh
+        from femion.post.figures import render_mesh
 
         png = render_mesh(plan_vtk, stack_vtk, out / f"{case.name}_mesh.png", case.layer_z(),
                           section=case.mesh.dimension == 2)
@@ -137,8 +138,8 @@ def cmd_mesh(args, comm) -> int:
 
 
 def cmd_plot(args, comm) -> int:
-    from .output import open_result
-    from .visualisation import render_result
+    from femion.results.io import open_result
+    from femion.post.figures import render_result
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
     _on_rank0(comm, lambda: [print(p) for p in render_result(args.result)])
@@ -146,8 +147,8 @@ def cmd_plot(args, comm) -> int:
 
 
 def cmd_info(args, comm) -> int:
-    from ._dolfinx import WHEEL, PETSc
-    from .simulation import versions
+    from femion._dolfinx import WHEEL, PETSc
+    from femion.run.pipeline import versions
 
     if comm.rank == 0:
         for k, v in versions().items():
@@ -198,18 +199,18 @@ COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .case import CaseError
-    from .units import UnitError
+    from femion.config.schema import CaseError
+    from femion.config.units import UnitError
 
     comm = _comm()
     try:
-        from .geometry import GeometryError
+        from femion.geometry.mesh import GeometryError
     except ImportError:  # pragma: no cover
         GeometryError = CaseError
-    from .conductor import ConductorSolveError
-    from .interrupts import Interrupted
-    from .output import OutputError
-    from .simulation import RunStopped
+    from femion.conductor import ConductorSolveError
+    from femion.run.interrupts import Interrupted
+    from femion.results.io import OutputError
+    from femion.run.pipeline import RunStopped
 
     # The errors caught by type below are raised on every rank alike (collective checks); anything
     # else may have hit one rank only, whose partners would wait for it for ever: under MPI that

@@ -19,9 +19,9 @@ from typing import Callable
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from ._dolfinx import MPI, PETSc, dolfinx, geometry_dofmap, ufl
-from .magnetic import SheetCurrent
-from .plan import points_in
+from femion._dolfinx import MPI, PETSc, dolfinx, geometry_dofmap, ufl
+from femion.magnetic.biot_savart import SheetCurrent
+from femion.geometry.plan import points_in
 
 #: distance (m) within which a node counts as lying on a contact
 CONTACT_TOLERANCE = 1e-9

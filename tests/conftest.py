@@ -1,4 +1,10 @@
-"""Shared fixtures. Tests marked ``mpi`` also run under ``mpiexec -n 2 pytest -m mpi``."""
+"""Shared fixtures and the test tiers.
+
+Tiers by folder, each a marker set here: ``unit`` (laws, schema, protocol: no DOLFINx solve),
+``verification`` (analytic limits, manufactured solutions, conservation), ``system`` (``femion``
+commands end to end, results directories, faults), ``paper`` (the paper's cases, also ``slow``).
+Tests marked ``mpi`` also run under ``mpiexec -n 2 pytest -m mpi``.
+"""
 
 from __future__ import annotations
 
@@ -51,3 +57,16 @@ def ufl_eval():
         return value
 
     return compile_
+
+
+TIERS = ("unit", "verification", "system", "paper")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with the tier of its folder; the paper cases are also ``slow``."""
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in TIERS:
+            item.add_marker(tier)
+            if tier == "paper":
+                item.add_marker("slow")

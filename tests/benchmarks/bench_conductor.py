@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from scipy.constants import mu_0
 
-from femion import geometry, plan
+from femion.geometry import mesh as geometry
+from femion.geometry import plan
 from femion._dolfinx import MPI
-from femion.case import load_case
-from femion.simulation import interface_field, interface_of, solve_conductors
+from femion.config.schema import load_case
+from femion.run.pipeline import interface_field, interface_of, solve_conductors
 
 CASE = Path(__file__).resolve().parents[2] / "cases" / "strip_drive.yaml"
 
@@ -46,7 +47,7 @@ def main(sizes=("1 mm", "0.5 mm", "0.25 mm", "0.1 mm")):
         t0 = time.perf_counter()
         _, _, npts = interface_field(case, pm, sheets, itf)
         t_b = time.perf_counter() - t0
-        from femion.magnetic import magnetic_flux_density
+        from femion.magnetic.biot_savart import magnetic_flux_density
 
         z = itf.z - sol.z
         B = magnetic_flux_density(sheets, np.array([[0.025, 0.01, itf.z]]))

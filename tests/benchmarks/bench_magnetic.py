@@ -1,4 +1,4 @@
-"""Benchmark of femion.magnetic on a 20 mm x 50 mm strip (0.2 A) with growing plan meshes.
+"""Benchmark of femion.magnetic.biot_savart on a 20 mm x 50 mm strip (0.2 A) with growing plan meshes.
 
 Targets: a regular grid over the strip at 0.6 µm above the sheet, one target per panel
 (shifted by a third of a cell so targets do not sit above panel centroids).
@@ -17,7 +17,7 @@ import time
 import numpy as np
 from scipy.constants import mu_0
 
-from femion.magnetic import SheetCurrent, magnetic_flux_density
+from femion.magnetic.biot_savart import SheetCurrent, magnetic_flux_density
 
 W, L, I0, Z = 20e-3, 50e-3, 0.2, 0.6e-6
 

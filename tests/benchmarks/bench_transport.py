@@ -1,4 +1,4 @@
-"""Benchmark of the coupled transport solver (femion.transport) on 2D sections and 3D stacks.
+"""Benchmark of the coupled transport solver (femion.transport.problem) on 2D sections and 3D stacks.
 
 The problem is the driven closed cell of tests/test_transport.py (``closed_cell``) on a real
 stack: glass 1.1 mm / bottom_ito 200 nm / oxide 500 nm / electrolyte 50 µm / top_ito 200 nm /
@@ -36,9 +36,9 @@ import numpy as np
 from scipy.constants import R as GAS_CONSTANT
 from scipy.constants import physical_constants
 
-from femion import geometry
+from femion.geometry import mesh as geometry
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
-from femion.transport import (
+from femion.transport.problem import (
     ElectrolyteModel,
     Ion,
     KineticsModel,
@@ -156,7 +156,7 @@ def run_case(comm, label: str, build, spec, length: float, nsteps: int, tag: str
     totals1 = p.totals()
     li0, li1 = totals0["oxide"] + totals0["Li"], totals1["oxide"] + totals1["Li"]
     drift = abs(li1 - li0) / li0
-    from femion.transport import FARADAY
+    from femion.transport.problem import FARADAY
 
     current = p.integrate(FARADAY * abs(p.j), "interface")  # net exchange is ~0 in a closed cell
     pdofs, t_pf, t_ps = poisson_times(stack, prefix=f"bp_{tag}_")

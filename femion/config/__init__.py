@@ -1,0 +1,1 @@
+"""Case files: the schema, units at the edges, loading and checks. No DOLFINx here."""

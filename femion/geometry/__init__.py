@@ -1,0 +1,1 @@
+"""Plan-view shapes (plan) and the gmsh layer stack (mesh)."""

@@ -1,0 +1,1 @@
+"""Magnetic flux density of sheet currents."""

@@ -1,0 +1,1 @@
+"""After a run: report, optics, figures."""

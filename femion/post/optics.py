@@ -1,0 +1,295 @@
+"""Optics of a finished transport run: ``optics.csv``, monitor curves, film "photos", animation.
+
+Reads a results directory (``summary.json``, ``case.yaml`` and the θ fields) and applies
+:mod:`femion.laws.optics` at every output time: θ̄(x, y) → Q_A → ΔOD → T(x, y). A monitor's
+transmittance is the node mean of T over its square (what a transmittance meter over that area
+reads) and its ΔOD = log10(T_0/T_monitor). A 2D x–z section run stands for every y: its x-profile
+is extruded over the plate width in the photos, and monitors must cross the section line.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from femion.laws import materials
+from femion.laws import optics
+
+MM = 1e3  # m → mm for display
+MIN = 60.0  # s per minute
+
+
+@dataclass
+class _Film:
+    """Everything the optics of one result needs, read once."""
+
+    path: Path
+    res: object  # femion.results.io.Result
+    case: object  # femion.config.schema.Case
+    coloration_efficiency: float  # m²/C
+    bleached_transmittance: float  # 1
+    c_max: float  # mol/m³ of inserted ions
+    valence: int  # z of the inserted ion: each brings z electrons (charge zF per mol)
+    thickness: float  # m
+    monitors: dict  # name → shapely geometry (m)
+    section: bool  # 2D x–z section run
+
+    @property
+    def summary(self) -> dict:
+        return self.res.summary
+
+    def transmittance_map(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(xy (N, 2) m, T (N,)) of the film at output time ``t`` (s)."""
+        xy, theta = self.res.film_filling(t)
+        q = optics.inserted_charge_per_area(theta, self.valence * self.c_max, self.thickness)
+        return xy, optics.transmittance(optics.optical_density(q, self.coloration_efficiency),
+                                        self.bleached_transmittance)
+
+
+def _open(path: str | Path) -> _Film:
+    import yaml
+
+    from femion.config.schema import validate_case
+    from femion.results.io import OutputError, open_result
+    from femion.geometry.plan import shape_geometry
+
+    path = Path(path)
+    res = open_result(path)
+    s = res.summary
+    if not s.get("transport"):
+        raise ValueError(f"{path}: not a transport run (no 'transport' in summary.json), so no film optics")
+    try:
+        case = validate_case(yaml.safe_load((path / "case.yaml").read_text()))
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: also CaseError (one line)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OutputError(f"{path / 'case.yaml'}: unreadable ({msg})") from None
+    oxide = s["transport"]["oxide_layer"]
+    settings = case.optics
+    ce = settings.coloration_efficiency
+    if ce is None:
+        ce = materials.get(case.layer(oxide).material).value("coloration_efficiency")
+    z0, z1 = s["layer_z_m"][oxide]
+    monitors = {name: shape_geometry(shape, case.geometry.plate) for name, shape in settings.monitors.items()}
+    return _Film(path, res, case, float(ce), float(settings.bleached_transmittance),
+                 float(s["transport"]["c_max_mol_m3"]), int(s["transport"].get("exchanging_valence", 1)),
+                 float(f"{z1 - z0:.12g}"), monitors,
+                 s["transport"]["dimension"] == 2)
+
+
+def write_optics(result_path: str | Path) -> dict:
+    """Write ``<result>/optics.csv`` and return the optics entries for ``summary.json``.
+
+    Columns: ``t_s``, then ``T_<m>`` and ``dOD_<m>`` for each monitor m, then ``T_mean`` and
+    ``dOD_mean`` (node means over the whole film), one row per output time.
+    """
+    film = _open(result_path)
+    times = film.res.times
+    T0 = film.bleached_transmittance
+    rows, per_monitor, T_min = [], {name: [] for name in film.monitors}, np.inf
+    for t in times:
+        xy, T = film.transmittance_map(t)
+        T_min = min(T_min, float(T.min()))
+        row = {"t_s": t}
+        for name, Tm in optics.monitor_means(xy, T, film.monitors).items():
+            row[f"T_{name}"], row[f"dOD_{name}"] = Tm, np.log10(T0 / Tm)
+            per_monitor[name].append(Tm)
+        row["T_mean"] = float(T.mean())
+        row["dOD_mean"] = float(np.log10(T0 / row["T_mean"]))
+        rows.append(row)
+    columns = ["t_s"] + [f"{q}_{n}" for n in film.monitors for q in ("T", "dOD")] + ["T_mean", "dOD_mean"]
+    with open(film.path / "optics.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(columns)
+        w.writerows([[f"{r[c]:.12g}" for c in columns] for r in rows])
+    return {
+        "coloration_efficiency_m2_per_C": film.coloration_efficiency,
+        "bleached_transmittance": T0,
+        "film_thickness_m": film.thickness,
+        "times_s": list(times),
+        "monitors": per_monitor,
+        "T_mean": [r["T_mean"] for r in rows],
+        "T_min": T_min if times else None,
+    }
+
+
+# ------------------------------------------------------------------ figures
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _stages(summary: dict) -> list[dict]:
+    return list(summary.get("protocol") or [])
+
+
+def _stage_label(stage: dict) -> str:
+    return stage.get("label") or stage.get("name") or stage.get("action", "")
+
+
+def _stage_at(stages: list[dict], t: float) -> str:
+    """Label of the stage running at time ``t`` (the one ending there counts)."""
+    for st in stages:
+        if st["t_start_s"] - 1e-9 <= t <= st["t_end_s"] + 1e-9 and t > st["t_start_s"] + 1e-9:
+            return _stage_label(st)
+    return "initial" if stages and t <= stages[0]["t_start_s"] + 1e-9 else ""
+
+
+def _photo_times(film: _Film) -> list[tuple[float, str]]:
+    """(time, label) of each photo: the start and every stage end ("stages"), or every output."""
+    times = film.res.times
+    mode = film.case.optics.photos
+    stages = _stages(film.summary)
+    if mode == "none" or not times:
+        return []
+    if mode == "outputs" or not stages:
+        return [(t, _stage_at(stages, t) or f"t={t:g}s") for t in times]
+    arr = np.asarray(times)
+    picks = [(times[0], "initial")]
+    for st in stages:
+        k = int(np.argmin(np.abs(arr - st["t_end_s"])))
+        if abs(arr[k] - st["t_end_s"]) > 1e-6 * max(1.0, st["t_end_s"]):
+            warnings.warn(f"optics photo of stage {_stage_label(st)!r}: no output at its end "
+                          f"t = {st['t_end_s']:g} s, using t = {arr[k]:g} s", stacklevel=2)
+        picks.append((times[k], _stage_label(st)))
+    return picks
+
+
+def _image(film: _Film, t: float, nx: int = 500) -> tuple[np.ndarray, tuple]:
+    """RGB image (ny, nx, 3) of the film on the plate at time ``t`` and its extent (mm)."""
+    (x0, x1), (y0, y1) = film.res.plate_bounds
+    ny = max(2, int(round(nx * (y1 - y0) / (x1 - x0))))
+    xs = x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx
+    ys = y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny
+    xy, T = film.transmittance_map(t)
+    if film.section:  # the section stands for every y
+        T_img = np.tile(np.interp(xs, xy[:, 0], T), (ny, 1))
+    else:
+        from scipy.interpolate import griddata
+
+        gx, gy = np.meshgrid(xs, ys)
+        T_img = griddata(xy, T, (gx, gy), method="linear")
+    rgb = optics.film_colour(np.nan_to_num(T_img.ravel(), nan=1.0)).reshape(ny, nx, 3)
+    rgb[np.isnan(T_img)] = 1.0  # no film there: bare (white) background
+    return rgb, (x0 * MM, x1 * MM, y0 * MM, y1 * MM)
+
+
+def _photo_figure(film: _Film, t: float, label: str):
+    """A matplotlib figure: the plate coloured by T(x, y), monitors, a 1 cm scale bar."""
+    plt = _plt()
+    from matplotlib import patheffects
+
+    halo = [patheffects.withStroke(linewidth=3, foreground="black")]
+    rgb, extent = _image(film, t)
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
+    ax.imshow(rgb, origin="lower", extent=extent, interpolation="bilinear")
+    for name, geom in film.monitors.items():
+        for line in getattr(geom.boundary, "geoms", [geom.boundary]):
+            gx, gy = line.xy
+            ax.plot(np.asarray(gx) * MM, np.asarray(gy) * MM, color="black", lw=1.2)
+        c = geom.centroid
+        ax.text(c.x * MM, c.y * MM, name, ha="center", va="center", fontsize=11, weight="bold", color="white",
+                path_effects=halo)
+    x0, x1, y0, y1 = extent
+    bx, by = x1 - 0.05 * (x1 - x0) - 10.0, y0 + 0.08 * (y1 - y0)
+    ax.plot([bx, bx + 10.0], [by, by], color="white", lw=3, path_effects=halo)
+    ax.text(bx + 5.0, by + 0.03 * (y1 - y0), "1 cm", ha="center", va="bottom", fontsize=10, color="white",
+            path_effects=halo)
+    ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="0.3", lw=1)
+    ax.set_xlim(x0 - 1, x1 + 1)
+    ax.set_ylim(y0 - 1, y1 + 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (mm)")
+    ax.set_ylabel("y (mm)")
+    where = "x–z section, uniform in y" if film.section else "plan"
+    stage = f", {label}" if label and not label.startswith("t=") else ""
+    ax.set_title(f"{film.summary['case']}: film at t = {t / MIN:.3g} min{stage} ({where})", fontsize=10)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.9)
+    return fig
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "t"
+
+
+def plot_monitors(film: _Film, out: Path) -> Path:
+    """T of each monitor (and the film mean) against time (min), stage boundaries marked."""
+    plt = _plt()
+    times = np.asarray(film.res.times)
+    maps = [film.transmittance_map(t) for t in times]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name in film.monitors:
+        ax.plot(times / MIN, [optics.monitor_means(xy, T, {name: film.monitors[name]})[name] for xy, T in maps],
+                marker="o", ms=3, label=name)
+    ax.plot(times / MIN, [T.mean() for _, T in maps], color="0.4", ls="--", label="film mean")
+    stages = _stages(film.summary)
+    for st in stages:
+        ax.axvline(st["t_start_s"] / MIN, color="0.6", lw=0.8)
+        ax.text(0.5 * (st["t_start_s"] + st["t_end_s"]) / MIN, 1.0, _stage_label(st), ha="center", va="bottom",
+                fontsize=8, transform=ax.get_xaxis_transform())
+    if stages:
+        ax.axvline(stages[-1]["t_end_s"] / MIN, color="0.6", lw=0.8)
+    ax.set_xlabel("t (min)")
+    ax.set_ylabel("transmittance T")
+    ax.set_ylim(0.0, 1.0)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{film.summary['case']}: T = T0·10^(−CE·Q), CE = {film.coloration_efficiency * 1e4:.3g} cm²/C, "
+                 f"T0 = {film.bleached_transmittance:g}", fontsize=9, pad=14 if stages else 6)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _frames(film: _Film):
+    plt = _plt()
+    stages = _stages(film.summary)
+    for t in film.res.times:
+        fig = _photo_figure(film, t, _stage_at(stages, t))
+        fig.canvas.draw()
+        yield np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        plt.close(fig)
+
+
+def render_optics(result_path: str | Path) -> list[Path]:
+    """Draw ``figures/transmittance_monitors.png``, ``figures/photo_<k>_<label>.png`` and the
+    animation ``figures/protocol.gif`` (or ``.mp4`` when asked and imageio-ffmpeg is present)."""
+    plt = _plt()
+    film = _open(result_path)
+    figs = film.path / "figures"
+    figs.mkdir(exist_ok=True)
+    written = [plot_monitors(film, figs / "transmittance_monitors.png")]
+    for k, (t, label) in enumerate(_photo_times(film)):
+        fig = _photo_figure(film, t, label)
+        written.append(figs / f"photo_{k}_{_safe(label)}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    anim = film.case.optics.animation
+    if anim != "none" and film.res.times:
+        import imageio.v3 as iio
+
+        if anim == "mp4":
+            try:
+                import imageio_ffmpeg  # noqa: F401
+            except ImportError:
+                warnings.warn("optics.animation: mp4 needs imageio-ffmpeg, which is not installed; writing a gif",
+                              stacklevel=2)
+                anim = "gif"
+        frames = list(_frames(film))
+        out = figs / f"protocol.{anim}"
+        if anim == "gif":
+            iio.imwrite(out, frames, duration=600, loop=0)
+        else:
+            iio.imwrite(out, frames, fps=2)
+        written.append(out)
+    return written

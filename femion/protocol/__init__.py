@@ -1,0 +1,1 @@
+"""The paper's protocol: stages, their plan and controls."""

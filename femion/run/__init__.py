@@ -1,0 +1,1 @@
+"""Running a case: the pipeline of stages, interrupts and progress."""

@@ -1,0 +1,199 @@
+"""Tests of femion.geometry.mesh: plan fragments, plan/stack/section meshes, the "2" track."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from shapely.geometry import Point, box
+
+from femion._dolfinx import MPI, dolfinx, ufl
+from femion.geometry.mesh import (
+    GeometryError,
+    LayerSpec,
+    StackSpec,
+    build_plan_mesh,
+    build_section_mesh,
+    build_stack_mesh,
+    layer_z,
+    plan_fragments,
+    two_track_pattern,
+)
+
+MM = 1e-3
+LX, LY = 50 * MM, 20 * MM
+
+
+def _layers(coverage=None, track=None):
+    return (
+        LayerSpec("glass", 1.1 * MM),
+        LayerSpec("sio2", 30e-9),
+        LayerSpec("bottom_ito", 200e-9, pattern=track),
+        LayerSpec("oxide", 500e-9),
+        LayerSpec("electrolyte", 50e-6, pattern=coverage, elements=2),
+        LayerSpec("top_ito", 200e-9),
+        LayerSpec("top_glass", 1.1 * MM),
+    )
+
+
+def _integral(mesh, measure):
+    one = dolfinx.fem.Constant(mesh, 1.0)
+    local = dolfinx.fem.assemble_scalar(dolfinx.fem.form(one * measure))
+    return mesh.comm.allreduce(local, op=MPI.SUM)
+
+
+def _cells_area(pm, name):
+    """Global area of the plan cells named `name` (owned cells counted once)."""
+    tdim = pm.mesh.topology.dim
+    cells = pm.cells(name)
+    tags = dolfinx.mesh.meshtags(pm.mesh, tdim, cells, np.ones(len(cells), dtype=np.int32))
+    return _integral(pm.mesh, ufl.Measure("dx", domain=pm.mesh, subdomain_data=tags)(1))
+
+
+def _volume(sm, name):
+    dx = ufl.Measure("dx", domain=sm.mesh, subdomain_data=sm.cell_tags)
+    return _integral(sm.mesh, dx(sm.names[name]))
+
+
+def _facet_area(sm, name, interior=True):
+    kind = "dS" if interior else "ds"
+    m = ufl.Measure(kind, domain=sm.mesh, subdomain_data=sm.facet_tags)
+    return _integral(sm.mesh, m(sm.names[name]))
+
+
+def _strip_spec(coverage=None, cell=2 * MM, regions=None):
+    return StackSpec(LX, LY, _layers(coverage), regions or {}, cell)
+
+
+def test_strip_volumes_and_interfaces():
+    """Full-layer strip: each layer's volume is thickness x plate area, oxide|electrolyte is the plate, plan is quads."""
+    spec = _strip_spec()
+    pm = build_plan_mesh(spec, MPI.COMM_WORLD)
+    assert pm.mesh.topology.cell_type == dolfinx.mesh.CellType.quadrilateral
+    assert abs(_cells_area(pm, "oxide") - LX * LY) < 1e-12 * LX * LY
+    sm = build_stack_mesh(spec, MPI.COMM_WORLD)
+    assert sm.mesh.topology.cell_type == dolfinx.mesh.CellType.hexahedron
+    assert not any(n.endswith("_absent") for n in sm.names)
+    for layer in spec.layers:
+        v = _volume(sm, layer.name)
+        assert abs(v - layer.thickness * LX * LY) <= 1e-10 * layer.thickness * LX * LY, layer.name
+    assert abs(_facet_area(sm, "oxide|electrolyte") - LX * LY) < 1e-10 * LX * LY
+    assert abs(_facet_area(sm, "bottom", interior=False) - LX * LY) < 1e-10 * LX * LY
+    z = layer_z(spec)
+    assert z["glass"] == (0.0, 1.1 * MM) and sm.layer_z == z
+    assert np.isclose(max(sm.mesh.geometry.x[:, 2]), z["top_glass"][1]) or sm.mesh.geometry.x.size == 0
+
+
+@pytest.mark.parametrize(
+    "shape, rel",
+    [(box(10 * MM, 4 * MM, 30 * MM, 16 * MM), 1e-10), (Point(25 * MM, 10 * MM).buffer(6 * MM, quad_segs=16), 1e-2)],
+    ids=["rectangle", "circle"],
+)
+def test_coverage_area(shape, rel):
+    """Electrolyte coverage: plan cells and the 3D oxide|electrolyte interface have the shapely area."""
+    spec = _strip_spec(shape)
+    exact = np.pi * (6 * MM) ** 2 if rel > 1e-9 else shape.area
+    layout = plan_fragments(spec)
+    meshed = layout.shapes["electrolyte"].area
+    assert abs(meshed - exact) < rel * exact
+    pm = build_plan_mesh(spec, MPI.COMM_WORLD)
+    assert abs(_cells_area(pm, "electrolyte") - meshed) < 1e-10 * meshed
+    assert abs(_cells_area(pm, "oxide") - LX * LY) < 1e-10 * LX * LY
+    sm = build_stack_mesh(spec, MPI.COMM_WORLD)
+    assert abs(_facet_area(sm, "oxide|electrolyte") - meshed) < 1e-10 * meshed
+    t = 50e-6
+    assert abs(_volume(sm, "electrolyte") - t * meshed) < 1e-10 * t * meshed
+    assert abs(_volume(sm, "electrolyte_absent") - t * (LX * LY - meshed)) < 1e-10 * t * LX * LY
+    assert "electrolyte|top_ito" in sm.names and "oxide|electrolyte_absent" not in sm.names
+
+
+def test_section_layers_and_intervals(tmp_path):
+    """2D section: each layer (present + absent) has area thickness x Lx; the coverage interval is right."""
+    cov = box(10 * MM, 4 * MM, 30 * MM, 16 * MM)
+    spec = _strip_spec(cov, regions={"contact": box(-5 * MM, 0, 3 * MM, LY)})
+    msh = tmp_path / "section.msh"
+    se = build_section_mesh(spec, MPI.COMM_SELF, msh_path=msh)
+    assert msh.stat().st_size > 0
+    assert se.mesh.topology.cell_type == dolfinx.mesh.CellType.quadrilateral
+    assert se.mesh.geometry.dim == 2
+    for layer in spec.layers:
+        a = _volume(se, layer.name)
+        if layer.name + "_absent" in se.names:
+            a += _volume(se, layer.name + "_absent")
+        assert abs(a - layer.thickness * LX) < 1e-10 * layer.thickness * LX, layer.name
+    assert abs(_volume(se, "electrolyte") - 50e-6 * 20 * MM) < 1e-10 * 50e-6 * 20 * MM
+    assert abs(_facet_area(se, "oxide|electrolyte") - 20 * MM) < 1e-10 * 20 * MM
+    xs = [(round(a / MM, 9), round(b / MM, 9), n) for a, b, n in se.intervals]
+    assert xs == [
+        (0.0, 3.0, frozenset({"contact"})),
+        (3.0, 10.0, frozenset()),
+        (10.0, 30.0, frozenset({"electrolyte"})),
+        (30.0, 50.0, frozenset()),
+    ]
+
+
+def test_two_track():
+    """The "2" track: one connected polygon, pads overlap its ends, plan cells have its area to 1e-8."""
+    cell = 1 * MM
+    tt = two_track_pattern(LX, LY, 3 * MM, cell_size=cell)
+    poly = tt.polygon
+    assert poly.geom_type == "Polygon" and poly.is_valid and len(poly.interiors) == 0
+    assert box(0, 0, LX, LY).contains(poly)
+    tw = 3 * MM
+    ends = tt.centreline.coords[0], tt.centreline.coords[-1]
+    for pad, end in zip((tt.start_pad, tt.end_pad), ends, strict=True):
+        assert pad.contains(Point(end))
+        assert 0.7 * tw * tw < pad.intersection(poly).area < 1.3 * tw * tw
+    assert tt.start_pad.intersection(tt.end_pad).is_empty
+    spec = StackSpec(LX, LY, _layers(track=poly), {"c_start": tt.start_pad, "c_end": tt.end_pad}, cell)
+    pm = build_plan_mesh(spec, MPI.COMM_WORLD)
+    area = _cells_area(pm, "bottom_ito")
+    assert abs(area - poly.area) < 1e-8 * poly.area
+    assert abs(_cells_area(pm, "c_end") - tt.end_pad.area) < 1e-8 * tt.end_pad.area
+    both = set(pm.cells("c_end")) & set(pm.cells("bottom_ito"))
+    assert len(both) > 0 or pm.mesh.comm.size > 1
+
+
+def test_invalid_inputs():
+    """Invalid input raises GeometryError naming the culprit (pattern outside plate, thickness <= 0, cell size)."""
+    outside = box(60 * MM, 0, 70 * MM, 5 * MM)
+    layers = list(_layers())
+    layers[4] = LayerSpec("electrolyte", 50e-6, pattern=outside)
+    with pytest.raises(GeometryError, match="electrolyte"):
+        plan_fragments(StackSpec(LX, LY, tuple(layers), {}, 2 * MM))
+    layers = list(_layers())
+    layers[3] = LayerSpec("oxide", -1e-7)
+    with pytest.raises(GeometryError, match="oxide"):
+        plan_fragments(StackSpec(LX, LY, tuple(layers), {}, 2 * MM))
+    with pytest.raises(GeometryError, match="pad"):
+        plan_fragments(StackSpec(LX, LY, _layers(), {"pad": box(80 * MM, 0, 90 * MM, 1 * MM)}, 2 * MM))
+    with pytest.raises(GeometryError, match="cell_size"):
+        plan_fragments(StackSpec(LX, LY, _layers(), {}, 30 * MM))
+    # a region touching the plate only along an edge adds nothing
+    layout = plan_fragments(StackSpec(LX, LY, _layers(), {"edge": box(-5 * MM, 0, 0, LY)}, 2 * MM))
+    assert "edge" not in layout.shapes and len(layout.fragments) == 1
+
+
+@pytest.mark.mpi
+def test_parallel_volumes_match_serial():
+    """Global layer volumes and interface areas are identical on COMM_WORLD and on one rank."""
+    cell = 2 * MM
+    tt = two_track_pattern(LX, LY, 3 * MM, cell_size=cell)
+    cov = Point(25 * MM, 10 * MM).buffer(6 * MM, quad_segs=16)
+    spec = StackSpec(LX, LY, _layers(cov, tt.polygon), {"c_start": tt.start_pad, "c_end": tt.end_pad}, cell)
+    results = []
+    for comm in (MPI.COMM_WORLD, MPI.COMM_SELF):
+        sm = build_stack_mesh(spec, comm)
+        vols = {n: _volume(sm, n) for n in sm.names if n in [l.name for l in spec.layers] or n.endswith("_absent")}
+        areas = {n: _facet_area(sm, n) for n in sm.names if "|" in n}
+        pm = build_plan_mesh(spec, comm)
+        plan = {n: _cells_area(pm, n) for n in ("bottom_ito", "electrolyte", "c_start", "c_end")}
+        results.append((vols, areas, plan))
+    (v1, a1, p1), (v2, a2, p2) = results
+    assert v1.keys() == v2.keys() and a1.keys() == a2.keys()
+    for d1, d2 in ((v1, v2), (a1, a2), (p1, p2)):
+        for k in d1:
+            assert abs(d1[k] - d2[k]) <= 1e-12 * abs(d2[k]), k
+    assert abs(a1["oxide|electrolyte"] - p1["electrolyte"]) < 1e-10 * p1["electrolyte"]
+    bad = StackSpec(LX, LY, _layers(box(60 * MM, 0, 70 * MM, 5 * MM)), {}, cell)
+    with pytest.raises(GeometryError, match="electrolyte"):
+        build_stack_mesh(bad, MPI.COMM_WORLD)  # raised on every rank, no deadlock
