@@ -27,7 +27,8 @@ from femion.magnetic.biot_savart import magnetic_flux_density
 from femion.results.io import CsvSeries, FieldSeries, ResultWriter
 from femion.run.progress import Stages
 from femion.transport.stepping import StepControl, StepFailure, Stepper
-from femion.transport.problem import FARADAY, GAS_CONSTANT, TransportSolveError
+from femion.constants import FARADAY, GAS_CONSTANT
+from femion.transport.problem import TransportSolveError
 
 STAGES = ["mesh", "conductor", "magnetic field", "transport", "write fields", "figures"]
 
@@ -416,7 +417,7 @@ def run_transport(case: Case, writer: ResultWriter, spec, sheets, solutions, com
                 dev.apply(stage.controls, voltages)
                 settle(dev, planned[stage.index - 1].controls, stage.controls, voltages, problem.t)
             # the controls jump here: restart BDF at first order from the initial step
-            problem._have_older = False
+            problem.restart_at_first_order()
             stepper.dt, stepper.dt_prev = st.initial, None
             for t_out in stage.output_times:
                 stepper.advance_to(float(t_out))
@@ -480,14 +481,14 @@ def settle(dev, previous, controls, voltages, t: float, max_jump: float = 0.25) 
     small ones. Raises TransportSolveError if even that fails.
     """
     p = dev.problem
-    saved = {n: f.x.array.copy() for n, f in p.u.items()}
+    saved = p.snapshot()
     try:
         dev.guess_potentials(controls, voltages)
         p.step(1e-9, order=1)
         p.t = t
         return
     except TransportSolveError:
-        p._restore(saved)
+        p.restore(saved)
         p.t = t
     path = protocol.ramp(previous, controls, voltages, max_jump)
     for c in path:

@@ -30,12 +30,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.constants import R as GAS_CONSTANT
-from scipy.constants import physical_constants
-
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
-
-FARADAY = physical_constants["Faraday constant"][0]
+from femion.constants import FARADAY, GAS_CONSTANT
 
 
 class TransportSolveError(RuntimeError):
@@ -834,6 +830,32 @@ class TransportProblem:
     def _restore(self, saved):
         for n, arr in saved.items():
             self.u[n].x.array[:] = arr
+
+    # ------------------------------------------------------------ state
+    def snapshot(self) -> dict:
+        """The full state (copies): unknowns, BDF history and time. :meth:`restore` puts it back."""
+        return {"t": self.t, "have_older": self._have_older,
+                "u": {n: f.x.array.copy() for n, f in self.u.items()},
+                "u_old": {n: f.x.array.copy() for n, f in self.u_old.items()},
+                "u_older": {n: f.x.array.copy() for n, f in self.u_older.items()}}
+
+    def restore(self, snapshot: dict) -> None:
+        """Put back a state taken by :meth:`snapshot`."""
+        self.t, self._have_older = snapshot["t"], snapshot["have_older"]
+        for key in ("u", "u_old", "u_older"):
+            for n, f in getattr(self, key).items():
+                f.x.array[:] = snapshot[key][n]
+
+    def restart_at_first_order(self) -> None:
+        """The next step is BDF1 (the controls jumped: the older level no longer applies)."""
+        self._have_older = False
+
+    def reset_history(self) -> None:
+        """Make the present state the whole history (a state set by hand starts from rest)."""
+        for n in self.u_old:
+            self.u_old[n].x.array[:] = self.u[n].x.array
+            self.u_older[n].x.array[:] = self.u[n].x.array
+        self._have_older = False
 
     def _activate(self) -> None:
         """Use the nonlinear problem whose Dirichlet set matches the contacts' state (made once each)."""
