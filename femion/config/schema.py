@@ -29,6 +29,7 @@ from pydantic import (
 
 from femion.laws import materials
 from femion.config.units import format_si, to_si
+from femion.protocol.actions import ACTION_NAMES, ACTIONS, parse_stage
 
 # ---------------------------------------------------------------- quantities
 
@@ -75,8 +76,6 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 Point2 = tuple[Length, Length]
 Point3 = tuple[Length, Length, Length]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
-
-PLATE_EDGES = ("x_min", "x_max", "y_min", "y_max")
 
 
 class _Model(BaseModel):
@@ -468,41 +467,7 @@ class Limits(_Model):
 
 # ----------------------------------------------------------------- protocol
 
-STAGE_ACTIONS = ("inject", "drive", "reverse", "relax", "remove_electrolyte")
-_Q = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*[A-Za-zµΩ/*^0-9]+"
-_STAGE_FORMS = ("'inject 3 V for 2 min', 'drive 0.2 A through bottom_ito for 5 min', 'reverse for 5 min', "
-                "'relax for 20 min', 'remove electrolyte', 'repeat 3: drive ...; reverse ...', each with an "
-                "optional ', output every 1 min' or ', 4 outputs'")
-_ONE_LINE = [
-    ("inject", re.compile(rf"^inject\s+(?P<voltage>{_Q})\s+for\s+(?P<for>.+)$")),
-    ("drive", re.compile(rf"^drive(?:\s+(?P<value>{_Q}))?\s+through\s+(?P<through>\w+)\s+for\s+(?P<for>.+)$")),
-    ("reverse", re.compile(r"^reverse\s+for\s+(?P<for>.+)$")),
-    ("relax", re.compile(r"^relax\s+for\s+(?P<for>.+)$")),
-    ("remove_electrolyte", re.compile(r"^remove\s+electrolyte(?:\s+for\s+(?P<for>.+))?$")),
-]
-
-
-def parse_stage(text: str) -> dict:
-    """One-line stage → stage mapping, e.g. 'drive 0.2 A through bottom_ito for 5 min, output
-    every 1 min' → {action: drive, current: '0.2 A', through: bottom_ito, for: '5 min',
-    output_every: '1 min'}."""
-    line = " ".join(text.split())
-    extra = {}
-    m = re.search(r",\s*output\s+every\s+(?P<every>.+)$", line)
-    if m:
-        extra["output_every"], line = m["every"], line[: m.start()]
-    m = re.search(r",\s*(?P<n>\d+)\s+outputs?$", line)
-    if m:
-        extra["outputs"], line = int(m["n"]), line[: m.start()]
-    for action, pattern in _ONE_LINE:
-        m = pattern.match(line)
-        if m:
-            out = {"action": action, **{k: v for k, v in m.groupdict().items() if v is not None}, **extra}
-            value = out.pop("value", None)
-            if value is not None:
-                out["voltage" if re.search(r"V\w*$", value.strip()) and not value.strip().endswith("A") else "current"] = value
-            return out
-    raise ValueError(f"cannot read stage {text!r} (forms: {_STAGE_FORMS})")
+# the stage actions, their one-line forms and checks: femion.protocol.actions (the registry)
 
 
 def _expand_protocol(value: Any, info: ValidationInfo) -> Any:
@@ -550,7 +515,7 @@ def _expand_item(item: Any, room: int, limit: int) -> list:
 
 
 class Stage(_Model):
-    """One protocol stage (femion.protocol.stages); ``for`` is its duration.
+    """One protocol stage (its action: femion.protocol.actions); ``for`` is its duration.
 
     inject: ``voltage`` between the top electrode (+) and the conductor under the oxide (−).
     drive: a drive of ``drives`` (``through`` its conductor, default the first) at ``current``
@@ -559,7 +524,7 @@ class Stage(_Model):
     remove_electrolyte: no more exchange with the film, the state kept (may take no time).
     """
 
-    action: Literal["inject", "drive", "reverse", "relax", "remove_electrolyte"]
+    action: Literal[ACTION_NAMES]
     duration: Time | None = Field(None, alias="for")
     voltage: Voltage | None = None
     current: SignedCurrent | None = None
@@ -570,18 +535,7 @@ class Stage(_Model):
 
     @model_validator(mode="after")
     def _fits_action(self):
-        a = self.action
-        if self.duration is None and a != "remove_electrolyte":
-            raise ValueError(f"a {a} stage needs 'for' (a duration, e.g. '5 min')")
-        if a == "inject" and (self.voltage is None or self.current is not None):
-            raise ValueError("inject needs a voltage (top electrode + to the film's conductor -), e.g. '3 V'")
-        if a == "drive" and self.voltage is not None and self.current is not None:
-            raise ValueError("a drive stage takes current or voltage, not both")
-        if a == "drive" and 0.0 in (self.current, self.voltage):
-            raise ValueError("a drive of zero: use 'relax' for drive off")
-        if a in ("reverse", "relax", "remove_electrolyte") and (
-                self.voltage is not None or self.current is not None or self.conductor is not None):
-            raise ValueError(f"a {a} stage takes no voltage, current or conductor")
+        ACTIONS[self.action].check_fields(self)
         if self.output_every is not None and self.outputs is not None:
             raise ValueError("give output_every or outputs, not both")
         return self

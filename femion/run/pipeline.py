@@ -19,7 +19,7 @@ from femion.transport import device
 from femion.geometry import mesh as geometry
 from femion.run import interrupts
 from femion.geometry import plan
-from femion.protocol import stages as protocol
+import femion.protocol as protocol
 from femion._dolfinx import MPI, PETSc, dolfinx
 from femion.config.schema import Case, dump_case
 from femion.conductor import SheetSolution, solve_sheet

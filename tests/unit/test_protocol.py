@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from femion import cli
-from femion.protocol import stages as protocol
+import femion.protocol as protocol
 from femion.config.schema import CaseError, parse_stage, validate_case
 
 from ..conftest import CASES
@@ -164,3 +164,27 @@ def test_set_drive_current_that_a_stage_replaces_is_refused(capsys):
     assert err == ["femion: error: drives[0].current: set by --set, but protocol[1].current sets the current of that "
                    "stage; set protocol[1].current instead"], err
     assert cli.main(["validate", case, "--set", "drives[0].current=0.2 A"]) == 0  # the stage's own value: no conflict
+
+
+def test_the_registry_is_the_one_list_of_actions():
+    """The schema's allowed actions and one-line forms come from the registry, in its order; each
+    action plans through its own class."""
+    from femion.config.schema import Stage
+
+    assert Stage.model_fields["action"].annotation.__args__ == protocol.ACTION_NAMES
+    assert set(protocol.ACTIONS) == {"inject", "drive", "reverse", "relax", "remove_electrolyte"}
+    assert protocol.with_metrics("motion") == ("drive", "reverse")
+    assert protocol.with_metrics("relaxation") == ("relax", "remove_electrolyte")
+    for name, action in protocol.ACTIONS.items():
+        assert action.name == name and parse_stage(action.form)["action"] == name
+
+
+def test_protocol_imports_neither_the_schema_nor_dolfinx():
+    import subprocess
+    import sys
+
+    code = ("import sys, femion.protocol, femion.protocol.stages; "
+            "bad = [m for m in sys.modules if m.startswith(('femion.config', 'dolfinx', 'pydantic'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
