@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 
 
 def open_result(path):
-    """Open a results directory written by ``femion run`` (see :class:`femion.results.io.Result`)."""
-    from femion.results.io import open_result as _open
+    """Open a results directory written by ``femion run`` (see :class:`femion.results.reader.Result`)."""
+    from femion.results.reader import open_result as _open
 
     return _open(path)
 

@@ -48,7 +48,8 @@ def cmd_validate(args, comm) -> int:
 def cmd_run(args, comm) -> int:
     from femion.config.schema import load_runs
     from femion.run.interrupts import stop_on_signals
-    from femion.run.pipeline import run_case, run_variants
+    from femion.run.pipeline import run_case
+    from femion.run.variants import run_variants
 
     base, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)
     out = Path(args.out) if args.out else Path("results") / base.name
@@ -73,7 +74,7 @@ def cmd_run(args, comm) -> int:
 def _on_rank0(comm, work) -> None:
     """Run ``work()`` on rank 0 and raise its OutputError on every rank: the other ranks would
     otherwise wait at the next barrier forever. Any other failure stops them with status 1."""
-    from femion.results.io import OutputError
+    from femion.results import OutputError
 
     failure = None
     if comm.rank == 0:
@@ -92,7 +93,7 @@ def _on_rank0(comm, work) -> None:
 
 
 def cmd_report(args, comm) -> int:
-    from femion.results.io import open_result
+    from femion.results.reader import open_result
     from femion.post.report import write_report
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
@@ -118,7 +119,7 @@ def cmd_mesh(args, comm) -> int:
     else:
         stack_msh = out / f"{case.name}_section.msh"
         stack = geometry.build_section_mesh(spec, comm, msh_path=stack_msh)
-    from femion.results.io import write_tagged_mesh
+    from femion.results.writer import write_tagged_mesh
 
     plan_vtk = write_tagged_mesh(out / f"{case.name}_plan.vtkhdf", plan_mesh.mesh, plan_mesh.cell_tags)
     stack_vtk = write_tagged_mesh(stack_msh.with_suffix(".vtkhdf"), stack.mesh, stack.cell_tags)
@@ -138,7 +139,7 @@ def cmd_mesh(args, comm) -> int:
 
 
 def cmd_plot(args, comm) -> int:
-    from femion.results.io import open_result
+    from femion.results.reader import open_result
     from femion.post.figures import render_result
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
@@ -148,7 +149,7 @@ def cmd_plot(args, comm) -> int:
 
 def cmd_info(args, comm) -> int:
     from femion._dolfinx import WHEEL, PETSc
-    from femion.run.pipeline import versions
+    from femion.run.summary import versions
 
     if comm.rank == 0:
         for k, v in versions().items():
@@ -209,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         GeometryError = CaseError
     from femion.conductor import ConductorSolveError
     from femion.run.interrupts import Interrupted
-    from femion.results.io import OutputError
-    from femion.run.pipeline import RunStopped
+    from femion.results import OutputError
+    from femion.run.stops import RunStopped
 
     # The errors caught by type below are raised on every rank alike (collective checks); anything
     # else may have hit one rank only, whose partners would wait for it for ever: under MPI that

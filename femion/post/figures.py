@@ -26,7 +26,7 @@ def _pv():
 
 
 def _read(path: Path):
-    from femion.results.io import read_vtkhdf
+    from femion.results.reader import read_vtkhdf
 
     grid = read_vtkhdf(Path(path))  # OutputError naming the file if it is damaged
     grid.points = grid.points * MM
@@ -108,7 +108,7 @@ def plot_interface_field(b_file: Path, out: Path, title: str, plate_mm) -> Path:
 def render_result(path: str | Path) -> list[Path]:
     """Draw every standard figure of a results directory into ``figures/`` (of each variant's for a
     parent of variants)."""
-    from femion.results.io import open_result
+    from femion.results.reader import open_result
 
     path = Path(path)
     summary = open_result(path).summary  # checked: OutputError naming the file if damaged
@@ -195,7 +195,7 @@ def plot_transport(path: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from femion.results.io import open_result
+    from femion.results.reader import open_result
 
     res = open_result(path)
     s = res.summary

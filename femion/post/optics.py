@@ -29,7 +29,7 @@ class _Film:
     """Everything the optics of one result needs, read once."""
 
     path: Path
-    res: object  # femion.results.io.Result
+    res: object  # femion.results.reader.Result
     case: object  # femion.config.schema.Case
     coloration_efficiency: float  # m²/C
     bleached_transmittance: float  # 1
@@ -55,7 +55,8 @@ def _open(path: str | Path) -> _Film:
     import yaml
 
     from femion.config.schema import validate_case
-    from femion.results.io import OutputError, open_result
+    from femion.results import OutputError
+    from femion.results.reader import open_result
     from femion.geometry.plan import shape_geometry
 
     path = Path(path)

@@ -1,6 +1,6 @@
 """Measured outcomes of a run beside the paper's observation (``femion report RESULT_DIR``).
 
-Everything is read from a results directory (see :mod:`femion.results.io`) through
+Everything is read from a results directory (see :mod:`femion.results.reader`) through
 ``Result.film_filling(t)``: the film's mean filling θ̄ (oxide Li / c_max, averaged over the film
 thickness) at each plan node. The film is uniform in thickness, so θ̄ integrated over the plan
 is proportional to the film's Li. All lengths in m, times in s (the markdown also shows mm, min).
@@ -307,7 +307,8 @@ def case_report(result_path) -> dict:
     std of θ̄ (and of |share − 1/3| toward the previous drive's destination).
     Missing pieces (no transport, no protocol, no toward point) are skipped and noted.
     """
-    from femion.results.io import OutputError, open_result
+    from femion.results import OutputError
+    from femion.results.reader import open_result
 
     res = open_result(result_path)  # OutputError if it is damaged
     s = res.summary
@@ -525,7 +526,7 @@ def _variants_figure(path: Path, names: list[str], reports: dict) -> Path | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from femion.results.io import open_result
+    from femion.results.reader import open_result
 
     fig, ax = plt.subplots(figsize=(7, 4))
     drew = False
@@ -566,7 +567,7 @@ def write_report(result_path) -> Path:
     (last drive stage's direction, displacement, destination-third share, front; last relax
     stage's τ), ``figures/variants.png`` and a section per variant.
     """
-    from femion.results.io import open_result
+    from femion.results.reader import open_result
 
     path = Path(result_path)
     summary = open_result(path).summary  # checked: OutputError naming the file if damaged

@@ -12,7 +12,8 @@ import shutil
 import pytest
 
 from femion import cli
-from femion.results.io import OutputError, open_result
+from femion.results import OutputError
+from femion.results.reader import open_result
 
 from ..conftest import CASES
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from femion import cli
-from femion.results.io import MANIFEST, RunLock
+from femion.results.writer import MANIFEST, RunLock
 
 from ..conftest import CASES
 

@@ -91,7 +91,7 @@ def test_electrolytes_are_electroneutral():
 def test_optics_of_a_transport_run(tmp_path):
     from femion.cli import main
     from femion.post.optics import render_optics, write_optics
-    from femion.results.io import open_result
+    from femion.results.reader import open_result
 
     out = tmp_path / "strip"
     rc = main(["run", str(CASES / "strip_transport.yaml"), "--out", str(out), "--no-progress",

@@ -11,7 +11,7 @@ from femion.geometry import mesh as geometry
 from femion.geometry import plan
 from femion.config.schema import load_case
 from femion.magnetic.biot_savart import magnetic_flux_density
-from femion.run.pipeline import solve_conductors
+from femion.run.sheets import solve_conductors
 
 from ..conftest import CASES
 

@@ -1,4 +1,4 @@
-"""The results directory: a public contract that later stages add to, never rename.
+"""Writing a results directory: a public contract that later stages add to, never rename.
 
 Layout of ``<out>/``::
 
@@ -6,6 +6,7 @@ Layout of ``<out>/``::
     summary.json     SI scalars (resistance_ohm, current_A, voltage_V, joule_power_W,
                      max_B_interface_T, layer_z_m, plate_m, ...), versions, MPI size, wall time
     sheets.npz       the sheet currents (panels, K, z) that B is computed from
+    transport.csv    (transport runs) one row per time step
     fields/*.bp      VTX (ADIOS2) files for ParaView, one per field
     fields/*.vtkhdf  the same fields for pyvista / dolfinx (one field per file)
     figures/*.png    off-screen renderings
@@ -13,6 +14,7 @@ Layout of ``<out>/``::
 A run writes into ``<out>.partial-<pid>`` and renames it to ``<out>`` only once everything is
 written, so a failed run leaves no half-written results; ``.femion-result.json``, written last,
 marks the directory as femion's (see :class:`ResultWriter` for what may replace what).
+Reading it back: :mod:`femion.results.reader`.
 """
 
 from __future__ import annotations
@@ -27,15 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from femion._dolfinx import MPI, dolfinx, geometry_dofmap
-from femion.magnetic.biot_savart import SheetCurrent, magnetic_flux_density
-
-
-class OutputError(RuntimeError):
-    """The output directory cannot be written or read."""
-
-
-# ------------------------------------------------------------------ writing
-
+from femion.magnetic.biot_savart import SheetCurrent
+from femion.results import OutputError
 
 MANIFEST = ".femion-result.json"
 """Written last into every results directory: what femion wrote there and how the run ended.
@@ -50,11 +45,21 @@ class ResultWriter:
     run replaces an earlier femion result (never anything else); an incomplete one (stopped,
     interrupted) goes beside it as ``<out>.<status>-<time>``. Every rank-0 file operation reports
     its outcome to all ranks, so a failure there ends the run on every rank with one line.
+
+    As a context manager: the block writes the files and sets :attr:`status` ("completed" unless
+    told otherwise); leaving it commits with that status (:attr:`path` is then where the result
+    went), leaving it by an exception abandons the partial directory::
+
+        with ResultWriter(out, comm) as writer:
+            writer.write_json("summary.json", summary)
+            writer.status = "stopped"
+        print(writer.path)
     """
 
     def __init__(self, out: str | Path, comm: MPI.Comm):
         self.final = Path(out).resolve()
         self.comm = comm
+        self.status = "completed"
         self._lock = None
 
         def prepare():
@@ -74,6 +79,20 @@ class ResultWriter:
             return path
 
         self.path = Path(self.on_root(prepare, f"cannot prepare {self.final}"))
+
+    def __enter__(self) -> "ResultWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self.abandon()
+            return False
+        try:
+            self.commit(self.status)
+        except BaseException:
+            self.abandon()
+            raise
+        return False
 
     def on_root(self, fn, what: str):
         """Run ``fn`` on rank 0 and return its value on every rank; a failure raises OutputError on
@@ -421,303 +440,3 @@ def _at_geometry_nodes(u) -> np.ndarray:
     udofs = V.dofmap.list
     out[xdofs.ravel()] = u.x.array.reshape(-1, bs)[udofs.ravel()]
     return out[: msh.geometry.index_map().size_local]
-
-
-# ------------------------------------------------------------------ reading
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _names(v) -> bool:
-    return isinstance(v, list) and all(isinstance(n, str) for n in v)
-
-
-def _interval(v) -> bool:
-    return isinstance(v, list) and len(v) == 2 and all(_number(x) for x in v)
-
-
-def _transport_block(t) -> bool:
-    fields = t.get("fields") if isinstance(t, dict) else None
-    return (isinstance(fields, dict) and all(_names(fields.get(k)) for k in ("oxide", "electrolyte"))
-            and t.get("dimension") in (2, 3) and _number(t.get("c_max_mol_m3"))
-            and all(isinstance(t.get(k), str) for k in ("oxide_layer", "electrolyte_layer", "exchanging")))
-
-
-# What summary.json always holds, with what the readers (probe, report, plot) take it to be.
-# A run's summary is written before the figures and the report are made, which read it:
-# wall_time_s and stage_time_s are added only at the very end, so they are not required.
-_RUN_SUMMARY = {
-    "case": (lambda v: isinstance(v, str), "a name"),
-    "resistance_ohm": (_number, "a number"),
-    "current_A": (_number, "a number"),
-    "voltage_V": (_number, "a number"),
-    "joule_power_W": (_number, "a number"),
-    "max_B_interface_T": (lambda v: v is None or _number(v), "a number or null"),
-    "interface": (lambda v: isinstance(v, dict) and isinstance(v.get("name"), str) and _number(v.get("z_m")),
-                  "{name, z_m}"),
-    "layer_z_m": (lambda v: isinstance(v, dict) and bool(v) and all(_interval(z) for z in v.values()),
-                  "{layer: [z_bottom, z_top]}"),
-    "plate_m": (lambda v: isinstance(v, list) and len(v) == 2 and all(_interval(r) for r in v),
-                "[[x_min, x_max], [y_min, y_max]]"),
-    "conductors": (_names, "a list of layer names"),
-    "drives": (lambda v: isinstance(v, list) and bool(v)
-               and all(isinstance(d, dict) and isinstance(d.get("conductor"), str) and _number(d.get("sheet_z_m"))
-                       for d in v), "a list of drives, each with conductor and sheet_z_m"),
-    "magnetic_points": (lambda v: isinstance(v, list), "a list"),
-    "versions": (lambda v: isinstance(v, dict), "a mapping"),
-    "mpi_size": (_number, "a number"),
-}
-# ... of a transport run (it has "transport")
-_TRANSPORT_SUMMARY = {
-    "times_s": (lambda v: isinstance(v, list) and bool(v) and all(_number(t) for t in v), "a list of times"),
-    "transport": (_transport_block,
-                  "{dimension: 2|3, fields: {oxide: [...], electrolyte: [...]}, c_max_mol_m3, oxide_layer, "
-                  "electrolyte_layer, exchanging}"),
-}
-# ... of a parent of variants (it has "variants", see simulation.run_variants)
-_VARIANTS_SUMMARY = {
-    "case": _RUN_SUMMARY["case"],
-    "variants": (lambda v: _names(v) and bool(v), "a list of variant names"),
-}
-
-
-def read_summary(path: Path) -> dict:
-    """The summary.json of result directory ``path``: a JSON object with the keys every run (or
-    parent of variants) writes, of the shape the readers use; OutputError (one line) if not."""
-    if not path.exists():
-        raise OutputError(f"{path}: no such result directory")
-    if not path.is_dir():
-        raise OutputError(f"{path}: not a directory (a result is a directory holding summary.json)")
-    file = path / "summary.json"
-    if not file.is_file():
-        raise OutputError(f"{path} is not a femion result directory (no summary.json)")
-    try:
-        summary = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8, e.g. a truncated file
-        raise OutputError(f"{file}: unreadable, not complete JSON ({_one_line(exc)})") from None
-    if not isinstance(summary, dict):
-        raise OutputError(f"{file}: not a JSON object but {type(summary).__name__}")
-    expected = dict(_VARIANTS_SUMMARY) if "variants" in summary else dict(_RUN_SUMMARY)
-    if "transport" in summary:
-        expected.update(_TRANSPORT_SUMMARY)
-    missing = [k for k in expected if k not in summary]
-    if missing:
-        raise OutputError(f"{file}: incomplete, no {', '.join(missing)}")
-    for key, (ok, what) in expected.items():
-        if not ok(summary[key]):
-            raise OutputError(f"{file}: {key} is not {what}")
-    if "variants" not in summary:
-        unknown = [c for c in summary["conductors"] if c not in summary["layer_z_m"]]
-        if unknown:
-            raise OutputError(f"{file}: conductors {', '.join(unknown)} are not in layer_z_m")
-    return summary
-
-
-def read_vtkhdf(file: Path, step: int | None = None):
-    """The pyvista grid of a field file ``fields/<name>.vtkhdf`` (at time step ``step``) with its
-    values ``u``; OutputError (one line) if the file is missing, unreadable or holds no such data."""
-    import pyvista as pv
-    import vtk
-
-    if not file.is_file():
-        raise OutputError(f"{file}: missing")
-    reader = vtk.vtkHDFReader()
-    display = vtk.vtkObject.GetGlobalWarningDisplay()
-    vtk.vtkObject.GlobalWarningDisplayOff()  # a damaged file gets one line below, not VTK's error dump
-    try:
-        if not reader.CanReadFile(str(file)):  # also a truncated file: HDF5 checks the stored size
-            raise OutputError(f"{file}: unreadable, not a complete VTKHDF file (truncated?)")
-        reader.SetFileName(str(file))
-        reader.UpdateInformation()
-        if step is not None:
-            n = reader.GetNumberOfSteps()
-            if step >= n:
-                raise OutputError(f"{file}: {n} time step(s), but summary.json lists output {step + 1}")
-            reader.SetStep(step)
-        reader.Update()
-        grid = pv.wrap(reader.GetOutput())
-    finally:
-        vtk.vtkObject.SetGlobalWarningDisplay(display)
-    if grid is None or grid.n_points == 0 or "u" not in grid.array_names:
-        raise OutputError(f"{file}: unreadable, no points or no values u")
-    return grid
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-class Result:
-    """A finished run directory, read back for analysis (``femion.open_result``).
-
-    Opening checks summary.json (:func:`read_summary`) and, for a run, that sheets.npz is there;
-    the field files are checked when they are read (:func:`read_vtkhdf`). Every problem is an
-    OutputError naming the file. A parent of variants (``variants`` in summary.json, each run in
-    ``<path>/<variant>``) opens too, but holds no fields of its own.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.summary: dict = read_summary(self.path)
-        self.variants: list[str] = list(self.summary.get("variants", []))
-        if not self.variants and not (self.path / "sheets.npz").is_file():
-            raise OutputError(f"{self.path / 'sheets.npz'}: missing")
-
-    def _run_only(self) -> None:
-        if self.variants:
-            raise OutputError(f"{self.path} holds the variants {', '.join(self.variants)}: open one of them, "
-                              f"e.g. {self.path / self.variants[0]}")
-
-    @property
-    def plate_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """((x_min, x_max), (y_min, y_max)) of the plate, m."""
-        (x0, x1), (y0, y1) = self.summary["plate_m"]
-        return (x0, x1), (y0, y1)
-
-    @property
-    def layer_z(self) -> dict[str, tuple[float, float]]:
-        return {k: tuple(v) for k, v in self.summary["layer_z_m"].items()}
-
-    def sheets(self) -> tuple[list[SheetCurrent], np.ndarray]:
-        """The stored sheet currents and the external field; OutputError if sheets.npz is unreadable."""
-        import zipfile
-
-        self._run_only()
-        file = self.path / "sheets.npz"
-        try:
-            with np.load(file) as data:
-                n = len(data["names"])
-                sheets = [
-                    SheetCurrent(vertices=data[f"vertices_{i}"], sheet_current=data[f"sheet_current_{i}"],
-                                 z=float(data[f"z_{i}"]))
-                    for i in range(n)
-                ]
-                return sheets, data["external_field"]
-        except FileNotFoundError:
-            raise OutputError(f"{file}: missing") from None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise OutputError(f"{file}: unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
-
-    def probe(self, name: str, points, time: float | None = None) -> np.ndarray:
-        """SI values of field ``name`` at ``points`` ((N, 3) array, m), at output ``time`` (s).
-
-        ``B`` (T, (N, 3)) is evaluated from the stored sheet currents by the same analytic
-        Biot–Savart integration as the run, anywhere off the sheets (steady: no time).
-        ``phi_s`` (V) without a time is the conductor stage's sheet potential at or below each
-        point; with a time (transport runs) it is the oxide's electron potential then.
-        Transport fields at an output time (``times_s`` in the summary): ``theta`` (oxide filling
-        fraction), ``c_oxide`` (mol/m³), ``c_<ion>`` (mol/m³), ``phi_l`` (V), ``phi_s`` (V).
-        In a 2D x–z section run, y is ignored (the section stands for every y).
-        """
-        self._run_only()
-        pts = np.atleast_2d(np.asarray(points, dtype=float))
-        if pts.shape[1] != 3:
-            raise ValueError(f"points must be an (N, 3) array in metres, got shape {pts.shape}")
-        if name == "B":
-            if time is not None:
-                raise ValueError("B is steady (the drive is constant); call probe('B', points) without time")
-            sheets, external = self.sheets()
-            return magnetic_flux_density(sheets, pts, external_field=external)
-        if name == "phi_s" and time is None:
-            return self._probe_phi_s(pts)
-        if name in self.transport_fields():
-            return self._probe_transport(name, pts, time)
-        raise KeyError(f"unknown field {name!r}; available: {', '.join(self.fields())}")
-
-    def transport_fields(self) -> list[str]:
-        tr = self.summary.get("transport")
-        return [] if tr is None else tr["fields"]["oxide"] + tr["fields"]["electrolyte"]
-
-    def fields(self) -> list[str]:
-        return ["B", "phi_s"] + [f for f in self.transport_fields() if f != "phi_s"]
-
-    @property
-    def times(self) -> list[float]:
-        """Output times of the transport fields (s)."""
-        return list(self.summary.get("times_s", []))
-
-    def _probe_transport(self, name: str, pts: np.ndarray, time: float | None) -> np.ndarray:
-        import pyvista as pv
-
-        if time is None:
-            raise ValueError(f"{name} changes in time: give time= one of the output times {self.times} s")
-        grid = self._read_step(name, time)
-        section = self.summary["transport"]["dimension"] == 2
-        frame = np.c_[pts[:, 0], pts[:, 2], np.zeros(len(pts))] if section else pts
-        sampled = pv.PolyData(frame).sample(grid, snap_to_closest_point=False)
-        valid = sampled["vtkValidPointMask"].astype(bool)
-        if not valid.all():
-            bad = np.flatnonzero(~valid)
-            raise ValueError(f"{bad.size} point(s) lie outside the region of {name} (first: {pts[bad[0]].tolist()} m)")
-        return np.asarray(sampled["u"], dtype=float)
-
-    def film_filling(self, time: float) -> tuple[np.ndarray, np.ndarray]:
-        """Mean oxide filling over the film thickness at each plan node, at output ``time`` (s).
-
-        Returns (xy (N, 2) m, θ̄ (N,)): the nodes of the oxide mesh grouped by plan position and
-        θ averaged over their z levels (the trapezoid rule for the film's uniform layers). A 2D
-        x–z section gives its nodes at y = section_y, sorted by x.
-        """
-        grid = self._read_step("theta", time)
-        pts = np.asarray(grid.points, dtype=float)
-        values = np.asarray(grid.point_data["u"], dtype=float)
-        tr = self.summary["transport"]
-        if tr["dimension"] == 2:
-            xy = np.c_[pts[:, 0], np.full(len(pts), tr["section_y_m"])]
-        else:
-            xy = pts[:, :2]
-        key = np.round(xy / 1e-9).astype(np.int64)
-        uniq, inverse = np.unique(key, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        sums = np.bincount(inverse, weights=values)
-        counts = np.bincount(inverse)
-        out_xy = uniq * 1e-9
-        order = np.lexsort((out_xy[:, 1], out_xy[:, 0]))
-        return out_xy[order], (sums / counts)[order]
-
-    def _read_step(self, name: str, time: float):
-        """The pyvista grid of transport field ``name`` at output ``time``."""
-        self._run_only()
-        times = self.times
-        if not times:
-            raise ValueError(f"{self.path} is not a transport run: no output times")
-        k = int(np.argmin(np.abs(np.asarray(times) - time)))
-        if abs(times[k] - time) > 1e-9 * max(abs(time), 1.0):
-            raise ValueError(f"no output at t = {time:g} s; output times: {times} s")
-        return read_vtkhdf(self.path / "fields" / f"{name}.vtkhdf", step=k)
-
-    def _probe_phi_s(self, pts: np.ndarray) -> np.ndarray:
-        import pyvista as pv
-
-        planes = {c: self.summary["layer_z_m"][c] for c in self.summary["conductors"]}
-        if not planes:
-            raise ValueError("this result has no driven conductor, so no phi_s")
-
-        def conductor_for(z: float) -> str:
-            below = [c for c, (z0, _) in planes.items() if z0 - 1e-12 <= z]
-            return max(below, key=lambda c: planes[c][0]) if below else min(planes, key=lambda c: planes[c][0])
-
-        owner = np.array([conductor_for(z) for z in pts[:, 2]])
-        out = np.empty(len(pts))
-        for cond in planes:
-            idx = np.flatnonzero(owner == cond)
-            if idx.size == 0:
-                continue
-            grid = read_vtkhdf(self.path / "fields" / f"phi_s_{cond}.vtkhdf")
-            sampled = pv.PolyData(np.c_[pts[idx, :2], np.zeros(idx.size)]).sample(grid)
-            valid = sampled["vtkValidPointMask"].astype(bool)
-            if not valid.all():
-                bad = idx[~valid]
-                raise ValueError(
-                    f"{bad.size} point(s) lie outside conductor {cond} in plan (first: {pts[bad[0]].tolist()} m)"
-                )
-            out[idx] = sampled["u"]
-        return out
-
-
-def open_result(path: str | Path) -> Result:
-    """Open a finished run directory for probing (see :class:`Result`)."""
-    return Result(path)
