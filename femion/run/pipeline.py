@@ -49,7 +49,7 @@ class Run:
     plan_mesh: object = None
     solutions: list = field(default_factory=list)  # SheetSolution of each drive
     sheets: list = field(default_factory=list)  # their sheet currents
-    field: object = None  # femion.run.sheets.MagneticField
+    magnetic: object = None  # femion.run.sheets.MagneticField
     transport: dict | None = None  # summary entries of the transport
     stop: Stop | None = None
     summary: dict | None = None
@@ -66,7 +66,7 @@ def conductor_stage(run: Run) -> None:
 
 def magnetic_field_stage(run: Run) -> None:
     run.sheets = [s.panels() for s in run.solutions]
-    run.field = magnetic_field(run.case, run.plan_mesh, run.sheets)
+    run.magnetic = magnetic_field(run.case, run.plan_mesh, run.sheets)
 
 
 def transport_stage(run: Run) -> None:
@@ -80,11 +80,11 @@ def write_fields_stage(run: Run) -> None:
     for s in run.solutions:
         writer.write_function(s.potential, f"phi_s_{s.name}", fmt)
         writer.write_function(s.sheet_current, f"K_{s.name}", fmt)
-    if run.field.B is not None:
-        writer.write_function(run.field.B, "B_interface", fmt)
+    if run.magnetic.B is not None:
+        writer.write_function(run.magnetic.B, "B_interface", fmt)
     writer.write_sheets([(s.name, p) for s, p in zip(run.solutions, run.sheets)], case.magnetic.external_field)
     writer.write_text("case.yaml", dump_case(case))
-    run.summary = run_summary(case, run.solutions, run.field, run.plan_mesh, run.comm)
+    run.summary = run_summary(case, run.solutions, run.magnetic, run.plan_mesh, run.comm)
     if run.transport is not None:
         run.summary.update(run.transport)
     writer.write_json("summary.json", run.summary)

@@ -50,8 +50,3 @@ class Stages:
         if self._progress is not None:
             self._progress.advance(self._task)
 
-
-def say(comm, *args) -> None:
-    """Print on rank 0 only."""
-    if comm.rank == 0:
-        print(*args, flush=True)
