@@ -41,6 +41,26 @@ def error_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith("femion: error")]
 
 
+def test_result_writer_commits_with_its_status_and_abandons_on_an_error(tmp_path):
+    """``with ResultWriter(out) as w``: leaving the block commits with ``w.status`` (an incomplete
+    status beside an earlier result); an exception in it leaves neither a result nor a lock."""
+    from femion._dolfinx import MPI
+    from femion.results.writer import ResultWriter, read_manifest
+
+    for status in ("completed", "stopped"):
+        with ResultWriter(tmp_path / "res", MPI.COMM_SELF) as w:
+            w.write_text("note.txt", status)
+            w.status = status
+        assert read_manifest(w.path)["status"] == status and (w.path / "note.txt").read_text() == status
+    assert w.path.name.startswith("res.stopped-")  # beside the completed one, which stays
+    assert (tmp_path / "res" / "note.txt").read_text() == "completed"
+    with pytest.raises(RuntimeError, match="boom"):
+        with ResultWriter(tmp_path / "other", MPI.COMM_SELF) as w:
+            w.write_text("note.txt", "half")
+            raise RuntimeError("boom")
+    assert not (tmp_path / "other").exists() and not list(tmp_path.glob("other.*"))
+
+
 def test_out_holding_foreign_files_is_never_deleted(tmp_path, capsys):
     """--out naming a directory with a summary.json among the user's own files refuses with exit 2
     and deletes nothing (a result is recognised by femion's manifest, not by a file name)."""
