@@ -1,1 +1,2 @@
-"""Running a case: the pipeline of stages, interrupts and progress."""
+"""Running a case: the pipeline of named stages (pipeline.py), the transport stage (transport.py,
+recorder.py), summary.json (summary.py), variants (variants.py), stops, interrupts and progress."""
