@@ -3,6 +3,9 @@
 Works the same under ``mpiexec -n N femion ...``; only rank 0 prints. A case
 that cannot be run exits with status 2 and one line naming the key; a solver
 failure exits with status 1 and says why.
+
+Heavy modules (DOLFINx, PETSc, gmsh, the solvers, the figures) are imported inside the
+command that needs them: ``femion validate`` loads only the case schema and mpi4py.
 """
 
 from __future__ import annotations
@@ -17,9 +20,20 @@ EXIT_FAILURE = 1
 
 
 def _comm():
-    from femion._dolfinx import MPI
+    from femion._mpi import MPI  # mpi4py only (after the wheel's initialisation): no DOLFINx
 
     return MPI.COMM_WORLD
+
+
+class _NotRaised(Exception):
+    """Stands in for an exception class whose module was never imported (so it cannot have been raised)."""
+
+
+def _raised(module: str, name: str) -> type[Exception]:
+    """The exception class ``module.name`` if ``module`` is imported, else :class:`_NotRaised`: main()
+    catches the solver's and the results' errors by type without importing DOLFINx to name them."""
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name) if loaded is not None else _NotRaised
 
 
 def _err(comm, msg: str) -> None:
@@ -28,13 +42,13 @@ def _err(comm, msg: str) -> None:
 
 
 def _load(args):
-    from femion.config.schema import load_case
+    from femion.config import load_case
 
     return load_case(args.case, args.set)
 
 
 def cmd_validate(args, comm) -> int:
-    from femion.config.schema import load_runs
+    from femion.config import load_runs
 
     case, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)  # what `run` loads
     if comm.rank == 0:
@@ -46,7 +60,7 @@ def cmd_validate(args, comm) -> int:
 
 
 def cmd_run(args, comm) -> int:
-    from femion.config.schema import load_runs
+    from femion.config import load_runs
     from femion.run.interrupts import stop_on_signals
     from femion.run.pipeline import run_case, run_variants
 
@@ -199,31 +213,27 @@ COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from femion.config.schema import CaseError
+    from femion.config import CaseError
     from femion.config.units import UnitError
+    from femion.geometry.spec import GeometryError
+    from femion.run.interrupts import Interrupted
 
     comm = _comm()
-    try:
-        from femion.geometry.mesh import GeometryError
-    except ImportError:  # pragma: no cover
-        GeometryError = CaseError
-    from femion.conductor import ConductorSolveError
-    from femion.run.interrupts import Interrupted
-    from femion.results.io import OutputError
-    from femion.run.pipeline import RunStopped
 
     # The errors caught by type below are raised on every rank alike (collective checks); anything
     # else may have hit one rank only, whose partners would wait for it for ever: under MPI that
-    # ends the whole job (MPI_Abort) after one line.
+    # ends the whole job (MPI_Abort) after one line. The classes of modules that import DOLFINx are
+    # looked up as the error is matched (a command that raised one has imported its module), so
+    # that `femion validate` never loads DOLFINx.
     try:
         return COMMANDS[args.command](args, comm)
-    except (CaseError, UnitError, GeometryError, OutputError) as exc:
+    except (CaseError, UnitError, GeometryError, _raised("femion.results.io", "OutputError")) as exc:
         _err(comm, str(exc))
         return EXIT_BAD_INPUT
-    except ConductorSolveError as exc:
+    except _raised("femion.conductor", "ConductorSolveError") as exc:
         _err(comm, f"solver failed: {exc}")
         return EXIT_FAILURE
-    except RunStopped as exc:
+    except _raised("femion.run.pipeline", "RunStopped") as exc:
         _err(comm, str(exc))
         return exc.exit_status
     except Interrupted as exc:

@@ -13,6 +13,8 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
+from femion.geometry.spec import LayerSpec, StackSpec, two_track_pattern
+
 if TYPE_CHECKING:  # pragma: no cover
     from femion.config.schema import Case, Contact, Layer, Pattern, Plate, Shape
 
@@ -44,8 +46,6 @@ def shape_geometry(shape: "Shape", plate: "Plate") -> BaseGeometry:
         w = shape.strip.width
         return box(0.0, yc - w / 2, plate.length, yc + w / 2)
     if kind == "two_track":
-        from femion.geometry.mesh import two_track_pattern
-
         t = shape.two_track
         track = two_track_pattern(plate.length, plate.width, t.track_width, margin=t.margin)
         return {None: track.polygon, "start": track.start_pad, "end": track.end_pad}[t.pad]
@@ -134,10 +134,8 @@ def points_in(geom: BaseGeometry, x, y, tol: float) -> "shapely.typing.NDArray":
     return shapely.contains_xy(geom.buffer(tol), x, y)
 
 
-def stack_spec(case: "Case"):
-    """The geometry module's SI stack description of a case."""
-    from femion.geometry.mesh import LayerSpec, StackSpec
-
+def stack_spec(case: "Case") -> StackSpec:
+    """The SI stack description of a case (:mod:`femion.geometry.spec`), what the meshes are built from."""
     g = case.geometry
     layers = tuple(
         LayerSpec(

@@ -21,7 +21,7 @@ from femion.run import interrupts
 from femion.geometry import plan
 from femion.protocol import stages as protocol
 from femion._dolfinx import MPI, PETSc, dolfinx
-from femion.config.schema import Case, dump_case
+from femion.config import Case, dump_case
 from femion.conductor import SheetSolution, solve_sheet
 from femion.magnetic.biot_savart import magnetic_flux_density
 from femion.results.io import CsvSeries, FieldSeries, ResultWriter

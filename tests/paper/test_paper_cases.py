@@ -19,7 +19,7 @@ import femion
 from femion import cli
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
-from femion.config.schema import validate_case
+from femion.config import validate_case
 from femion.post.report import node_weights
 
 from ..conftest import CASES

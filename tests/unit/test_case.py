@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from femion import cli
-from femion.config.schema import load_case
+from femion.config import load_case
 from femion.config.units import UnitError, to_si
 
 from ..conftest import CASES
@@ -169,7 +169,7 @@ def test_units_to_si():
 
 def test_resolved_case_round_trips(tmp_path):
     """The resolved case (SI with units, 12 digits) reloads to the same resolved case."""
-    from femion.config.schema import dump_case
+    from femion.config import dump_case
 
     case = load_case(CASES / "strip_drive.yaml")
     p = tmp_path / "resolved.yaml"

@@ -9,7 +9,7 @@ import yaml
 
 from femion import cli
 from femion.protocol import stages as protocol
-from femion.config.schema import CaseError, parse_stage, validate_case
+from femion.config import CaseError, parse_stage, validate_case
 
 from ..conftest import CASES
 

@@ -9,7 +9,7 @@ from shapely.geometry import Point
 
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
-from femion.config.schema import load_case
+from femion.config import load_case
 from femion.magnetic.biot_savart import magnetic_flux_density
 from femion.run.pipeline import solve_conductors
 
