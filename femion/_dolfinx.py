@@ -32,7 +32,7 @@ JIT_TIMEOUT = 600
 #: age (s) after which a ``<module>.c`` without ``<module>.c.cached`` is a killed compile's leftover
 STALE_COMPILE_S = 30 * 60
 
-__all__ = ["MPI", "PETSc", "WHEEL", "dolfinx", "geometry_dofmap", "ufl"]
+__all__ = ["MPI", "WHEEL", "PETSc", "dolfinx", "geometry_dofmap", "ufl"]
 
 
 def geometry_dofmap(msh):

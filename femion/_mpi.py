@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 try:  # pragma: no cover - depends on the install path
-    import dolfinx_solver  # noqa: F401  (side effect: loads the vendored MPI, checks petsc4py; imports neither)
+    import dolfinx_solver  # side effect: loads the vendored MPI, checks petsc4py (imports neither)
 except ImportError:  # conda-forge / container install
     dolfinx_solver = None
 
-from mpi4py import MPI  # noqa: E402
+from mpi4py import MPI
 
 WHEEL = dolfinx_solver is not None
 

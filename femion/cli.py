@@ -52,7 +52,7 @@ def cmd_validate(args, comm) -> int:
 
     case, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)  # what `run` loads
     if comm.rank == 0:
-        layers = ", ".join(f"{l.name} ({l.material})" for l in case.geometry.layers)
+        layers = ", ".join(f"{layer.name} ({layer.material})" for layer in case.geometry.layers)
         variants = ", ".join(name for name, _ in runs if name is not None)
         print(f"ok: case {case.name!r}: {layers}; drives: {', '.join(d.conductor for d in case.drives)}"
               + (f"; variants: {variants}" if variants else "") + ("; quick" if args.quick else ""))
@@ -106,8 +106,8 @@ def _on_rank0(comm, work) -> None:
 
 
 def cmd_report(args, comm) -> int:
-    from femion.results.io import open_result
     from femion.post.report import write_report
+    from femion.results.io import open_result
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
     _on_rank0(comm, lambda: print(write_report(args.result)))
@@ -152,8 +152,8 @@ def cmd_mesh(args, comm) -> int:
 
 
 def cmd_plot(args, comm) -> int:
-    from femion.results.io import open_result
     from femion.post.figures import render_result
+    from femion.results.io import open_result
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
     _on_rank0(comm, lambda: [print(p) for p in render_result(args.result)])

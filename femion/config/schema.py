@@ -243,7 +243,8 @@ class Contact(_Model):
     @model_validator(mode="after")
     def _one_place(self):
         if (self.at is None) == (self.region is None):
-            raise ValueError("a contact needs exactly one of 'at' (a plate edge: x_min, x_max, y_min, y_max) or 'region' (a shape)")
+            raise ValueError("a contact needs exactly one of 'at' (a plate edge: x_min, x_max, y_min, y_max) "
+                             "or 'region' (a shape)")
         return self
 
 
@@ -672,7 +673,7 @@ class Case(_Model):
             return self.transport.electrolyte.exchanging
         return next((i.name for i in self.transport_ions() if i.valence > 0), "")
 
-    def transport_ions(self) -> list["IonSpec"]:
+    def transport_ions(self) -> list[IonSpec]:
         """The electrolyte's ions: as given, or Li⁺/ClO4⁻ from the electrolyte material."""
         if self.transport.electrolyte.ions is not None:
             return list(self.transport.electrolyte.ions)

@@ -29,7 +29,7 @@ the curves between two fragments.
 
 from __future__ import annotations
 
-import math
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -464,7 +464,7 @@ def _run_on_root(comm, gdim: int, build):
         with _Gmsh(f"femion_{time.monotonic_ns()}") as gmsh:
             try:
                 info, err = build(gmsh), None
-            except Exception as e:  # noqa: BLE001 - re-raised on every rank below
+            except Exception as e:  # any failure: re-raised on every rank below
                 info, err = None, f"{type(e).__name__}: {e}"
             comm.bcast((info, err), root=0)
             if err is not None:
@@ -600,7 +600,7 @@ def build_stack_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> Sta
             levels += [(z0 + (z1 - z0) * (k + 1) / n) * MM for k in range(n)]
             layer_top_level.append(len(levels) - 1)
         levels = np.asarray(levels)
-        levels[[0] + layer_top_level] = [0.0] + [zs[l.name][1] * MM for l in spec.layers]
+        levels[[0, *layer_top_level]] = [0.0, *(zs[layer.name][1] * MM for layer in spec.layers)]
         nl = len(levels)
         X = np.empty((nl * nn, 3))
         for k, z in enumerate(levels):
@@ -695,7 +695,7 @@ def _section_intervals(spec: StackSpec, layout: PlanLayout, y: float):
             pts.append(x)
     pts[-1] = spec.length
     out = []
-    for a, b in zip(pts[:-1], pts[1:], strict=True):
+    for a, b in itertools.pairwise(pts):
         mid = shapely.geometry.Point(0.5 * (a + b), y)
         names = frozenset(n for n, g in layout.shapes.items() if g.contains(mid))
         out.append((a, b, names))
@@ -715,7 +715,7 @@ def build_section_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> S
     def build(gmsh):
         geo, model = gmsh.model.geo, gmsh.model
         xb = [a for a, _, _ in intervals] + [intervals[-1][1]]
-        zb = [0.0] + [zs[l.name][1] for l in spec.layers]
+        zb = [0.0, *(zs[layer.name][1] for layer in spec.layers)]
         nx, nz = len(xb), len(zb)
         P = [[geo.addPoint(x * MM, z * MM, 0.0) for z in zb] for x in xb]
         # horizontal lines h[i][j]: (x_i, z_j) -> (x_i+1, z_j); vertical v[i][j]: z_j -> z_j+1

@@ -24,11 +24,11 @@ _REL_TOL = 1e-9
 QUAD_SEGS = 16
 
 
-def plate_polygon(plate: "Plate") -> Polygon:
+def plate_polygon(plate: Plate) -> Polygon:
     return box(0.0, 0.0, plate.length, plate.width)
 
 
-def shape_geometry(shape: "Shape", plate: "Plate") -> BaseGeometry:
+def shape_geometry(shape: Shape, plate: Plate) -> BaseGeometry:
     """The shapely polygon (m) of one case shape."""
     kind = shape.kind
     if kind == "rectangle":
@@ -52,7 +52,7 @@ def shape_geometry(shape: "Shape", plate: "Plate") -> BaseGeometry:
     raise AssertionError(kind)
 
 
-def pattern_geometry(pattern: "Pattern | None", plate: "Plate") -> BaseGeometry:
+def pattern_geometry(pattern: Pattern | None, plate: Plate) -> BaseGeometry:
     """Union of ``include`` minus union of ``exclude``; the whole plate for ``None``."""
     if pattern is None:
         return plate_polygon(plate)
@@ -62,14 +62,14 @@ def pattern_geometry(pattern: "Pattern | None", plate: "Plate") -> BaseGeometry:
     return inc
 
 
-def _outside_message(where: str, plate: "Plate") -> str:
+def _outside_message(where: str, plate: Plate) -> str:
     return (
         f"{where}: extends outside the plate (allowed: x in [0, {plate.length:g}] m, "
         f"y in [0, {plate.width:g}] m); femion does not clip shapes silently"
     )
 
 
-def check_shape_inside(shape: "Shape", plate: "Plate", where: str) -> BaseGeometry:
+def check_shape_inside(shape: Shape, plate: Plate, where: str) -> BaseGeometry:
     try:
         geom = shape_geometry(shape, plate)
     except ValueError as exc:
@@ -83,7 +83,7 @@ def check_shape_inside(shape: "Shape", plate: "Plate", where: str) -> BaseGeomet
     return geom
 
 
-def check_pattern_inside(pattern: "Pattern", plate: "Plate", where: str) -> BaseGeometry:
+def check_pattern_inside(pattern: Pattern, plate: Plate, where: str) -> BaseGeometry:
     for key in ("include", "exclude"):
         for i, s in enumerate(getattr(pattern, key)):
             check_shape_inside(s, plate, f"{where}.{key}[{i}]")
@@ -93,7 +93,7 @@ def check_pattern_inside(pattern: "Pattern", plate: "Plate", where: str) -> Base
     return geom
 
 
-def edge_line(edge: str, plate: "Plate") -> LineString:
+def edge_line(edge: str, plate: Plate) -> LineString:
     L, W = plate.length, plate.width
     return {
         "x_min": LineString([(0, 0), (0, W)]),
@@ -103,7 +103,7 @@ def edge_line(edge: str, plate: "Plate") -> LineString:
     }[edge]
 
 
-def contact_geometry(contact: "Contact", plate: "Plate") -> BaseGeometry:
+def contact_geometry(contact: Contact, plate: Plate) -> BaseGeometry:
     """A contact's plan region; an edge contact is a thin band just outside that edge.
 
     The band only touches the plate, so it adds no cells to the mesh, yet every
@@ -115,7 +115,7 @@ def contact_geometry(contact: "Contact", plate: "Plate") -> BaseGeometry:
     return edge_line(contact.at, plate).buffer(band, cap_style="flat").difference(plate_polygon(plate))
 
 
-def check_contact_touches(contact: "Contact", conductor: "Layer", plate: "Plate", where: str) -> None:
+def check_contact_touches(contact: Contact, conductor: Layer, plate: Plate, where: str) -> None:
     track = pattern_geometry(conductor.pattern, plate)
     if contact.at is not None:
         if track.intersection(edge_line(contact.at, plate)).length <= _REL_TOL * plate.length:
@@ -129,12 +129,12 @@ def check_contact_touches(contact: "Contact", conductor: "Layer", plate: "Plate"
         raise ValueError(f"{where}.region: does not overlap conductor {conductor.name}")
 
 
-def points_in(geom: BaseGeometry, x, y, tol: float) -> "shapely.typing.NDArray":
+def points_in(geom: BaseGeometry, x, y, tol: float) -> shapely.typing.NDArray:
     """Boolean mask of points (x, y) inside ``geom`` or within ``tol`` of it."""
     return shapely.contains_xy(geom.buffer(tol), x, y)
 
 
-def stack_spec(case: "Case") -> StackSpec:
+def stack_spec(case: Case) -> StackSpec:
     """The SI stack description of a case (:mod:`femion.geometry.spec`), what the meshes are built from."""
     g = case.geometry
     layers = tuple(

@@ -133,12 +133,12 @@ def test_two_runs_started_at_once_cannot_both_succeed(tmp_path):
     out = tmp_path / "res"
     procs = [femion_proc("run", str(CASES / "strip_drive.yaml"), "--out", str(out), *FAST,
                          "--set", f"drives[0].current={i + 1} A") for i in range(2)]
-    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
     codes = sorted(r[2] for r in results)
     assert codes in ([0, 2], [0, 0]), results
     summary = json.loads((out / "summary.json").read_text())
     if codes == [0, 2]:
-        winner = [i for i, r in enumerate(results) if r[2] == 0][0]
+        winner = next(i for i, r in enumerate(results) if r[2] == 0)
         assert summary["current_A"] == pytest.approx(winner + 1.0)
         assert "being written by another femion run" in results[1 - winner][1]
     assert not list(tmp_path.glob("res.partial-*")) and not (tmp_path / "res.lock").exists()
