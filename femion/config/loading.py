@@ -321,7 +321,7 @@ def load_runs(path: str | Path, overrides: list[str] | None = None, quick: bool 
     base = validate_case(base_raw)
     if quick and not base.quick:
         raise CaseError("--quick: the case has no 'quick' block (add quick: {key.path: value, ...} to the case)")
-    names = list(base.variants) if variant is None else [variant]
+    names: list[str | None] = [*base.variants] if variant is None else [variant]
     if variant is not None and variant not in base.variants:
         raise CaseError(f"--variant {variant}: no such variant (allowed: {', '.join(base.variants) or 'none'})")
     sets = [item.split("=", 1)[0].strip() for item in overrides or []]

@@ -29,7 +29,9 @@ from femion.laws import materials
 # ---------------------------------------------------------------- quantities
 
 
-def _quantity(kind: str, *, positive: bool = False, nonnegative: bool = False):
+def _si(kind: str, *, positive: bool = False, nonnegative: bool = False) -> BeforeValidator:
+    """Validator: a quantity with its unit (or a number already in SI) → float in SI, range-checked."""
+
     def parse(value: Any) -> float:
         v = to_si(value, kind)
         if positive and not v > 0:
@@ -38,34 +40,36 @@ def _quantity(kind: str, *, positive: bool = False, nonnegative: bool = False):
             raise ValueError(f"must be >= 0 (got {value!r})")
         return v
 
-    return Annotated[
-        float,
-        BeforeValidator(parse),
-        PlainSerializer(lambda v: format_si(v, kind), return_type=str),
-    ]
+    return BeforeValidator(parse)
 
 
-Length = _quantity("length")
-PositiveLength = _quantity("length", positive=True)
-Current = _quantity("current")
-Voltage = _quantity("voltage")
-SheetResistance = _quantity("sheet_resistance", positive=True)
-Resistivity = _quantity("resistivity", positive=True)
-FluxDensity = _quantity("magnetic_flux_density")
-PositiveFluxDensity = _quantity("magnetic_flux_density", positive=True)
-Time = _quantity("time", positive=True)
-Temperature = _quantity("temperature", positive=True)
-Diffusivity = _quantity("diffusivity", positive=True)
-Concentration = _quantity("concentration", positive=True)
-CurrentDensity = _quantity("current_density", nonnegative=True)
-MolarEnergy = _quantity("molar_energy")
-Energy = _quantity("energy", positive=True)
-NonnegativeLength = _quantity("length", nonnegative=True)
-LengthPerTesla = _quantity("length_per_tesla", nonnegative=True)
-ArealCapacitance = _quantity("areal_capacitance", nonnegative=True)
-GradientEnergy = _quantity("gradient_energy", nonnegative=True)
-ColorationEfficiency = _quantity("coloration_efficiency", positive=True)
-SignedCurrent = _quantity("current")
+def _unit(kind: str) -> PlainSerializer:
+    """Serializer: the SI float back to a string with its unit (dump_case)."""
+    return PlainSerializer(lambda v: format_si(v, kind), return_type=str)
+
+
+# each a float in SI to the type checker, parsed from a quantity with its unit by pydantic
+Length = Annotated[float, _si("length"), _unit("length")]
+PositiveLength = Annotated[float, _si("length", positive=True), _unit("length")]
+Current = Annotated[float, _si("current"), _unit("current")]
+Voltage = Annotated[float, _si("voltage"), _unit("voltage")]
+SheetResistance = Annotated[float, _si("sheet_resistance", positive=True), _unit("sheet_resistance")]
+Resistivity = Annotated[float, _si("resistivity", positive=True), _unit("resistivity")]
+FluxDensity = Annotated[float, _si("magnetic_flux_density"), _unit("magnetic_flux_density")]
+PositiveFluxDensity = Annotated[float, _si("magnetic_flux_density", positive=True), _unit("magnetic_flux_density")]
+Time = Annotated[float, _si("time", positive=True), _unit("time")]
+Temperature = Annotated[float, _si("temperature", positive=True), _unit("temperature")]
+Diffusivity = Annotated[float, _si("diffusivity", positive=True), _unit("diffusivity")]
+Concentration = Annotated[float, _si("concentration", positive=True), _unit("concentration")]
+CurrentDensity = Annotated[float, _si("current_density", nonnegative=True), _unit("current_density")]
+MolarEnergy = Annotated[float, _si("molar_energy"), _unit("molar_energy")]
+Energy = Annotated[float, _si("energy", positive=True), _unit("energy")]
+NonnegativeLength = Annotated[float, _si("length", nonnegative=True), _unit("length")]
+LengthPerTesla = Annotated[float, _si("length_per_tesla", nonnegative=True), _unit("length_per_tesla")]
+ArealCapacitance = Annotated[float, _si("areal_capacitance", nonnegative=True), _unit("areal_capacitance")]
+GradientEnergy = Annotated[float, _si("gradient_energy", nonnegative=True), _unit("gradient_energy")]
+ColorationEfficiency = Annotated[float, _si("coloration_efficiency", positive=True), _unit("coloration_efficiency")]
+SignedCurrent = Annotated[float, _si("current"), _unit("current")]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 Point2 = tuple[Length, Length]
@@ -141,7 +145,10 @@ class Shape(_Model):
     strip: Strip | None = None
     two_track: TwoTrack | None = None
 
-    _unit = model_validator(mode="before")(classmethod(lambda cls, d: _apply_unit(d)))
+    @model_validator(mode="before")
+    @classmethod
+    def _unit(cls, data: Any) -> Any:
+        return _apply_unit(data)
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -293,9 +300,16 @@ class MagneticSettings(_Model):
     method: Literal["auto", "direct", "fmm"] = "auto"
 
 
+FieldFormat = Literal["vtx", "vtkhdf"]
+
+
+def _every_field_format() -> list[FieldFormat]:
+    return ["vtx", "vtkhdf"]
+
+
 class OutputSettings(_Model):
     figures: bool = True
-    fields: list[Literal["vtx", "vtkhdf"]] = Field(default_factory=lambda: ["vtx", "vtkhdf"])
+    fields: list[FieldFormat] = Field(default_factory=_every_field_format)
 
 
 # ---------------------------------------------------------------- transport
@@ -667,16 +681,23 @@ class Case(_Model):
         )
 
     # -------------------------------------------------------------- ions
+    def _electrolyte_settings(self) -> ElectrolyteTransport:
+        if self.transport is None:
+            raise ValueError("the case has no transport section")
+        return self.transport.electrolyte
+
     def exchanging_ion(self) -> str:
         """The ion the film takes up: as given, or the electrolyte's first cation."""
-        if self.transport.electrolyte.exchanging is not None:
-            return self.transport.electrolyte.exchanging
+        given = self._electrolyte_settings().exchanging
+        if given is not None:
+            return given
         return next((i.name for i in self.transport_ions() if i.valence > 0), "")
 
     def transport_ions(self) -> list[IonSpec]:
         """The electrolyte's ions: as given, or Li⁺/ClO4⁻ from the electrolyte material."""
-        if self.transport.electrolyte.ions is not None:
-            return list(self.transport.electrolyte.ions)
+        given = self._electrolyte_settings().ions
+        if given is not None:
+            return list(given)
         el = self.transport_layers().electrolyte
         if el is None:
             raise ValueError("the layer above the oxide is not an electrolyte")

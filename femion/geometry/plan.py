@@ -30,26 +30,26 @@ def plate_polygon(plate: Plate) -> Polygon:
 
 def shape_geometry(shape: Shape, plate: Plate) -> BaseGeometry:
     """The shapely polygon (m) of one case shape."""
-    kind = shape.kind
-    if kind == "rectangle":
+    # exactly one of these is given (checked by the schema)
+    if shape.rectangle is not None:
         (x0, y0), (x1, y1) = shape.rectangle
         return box(x0, y0, x1, y1)
-    if kind == "polygon":
+    if shape.polygon is not None:
         poly = Polygon(shape.polygon)
         if not poly.is_valid:
             raise ValueError(f"polygon is not simple ({shapely.validation.explain_validity(poly)})")
         return poly
-    if kind == "circle":
+    if shape.circle is not None:
         return Point(*shape.circle.centre).buffer(shape.circle.radius, quad_segs=QUAD_SEGS)
-    if kind == "strip":
+    if shape.strip is not None:
         yc = shape.strip.centre_y if shape.strip.centre_y is not None else plate.width / 2
         w = shape.strip.width
         return box(0.0, yc - w / 2, plate.length, yc + w / 2)
-    if kind == "two_track":
+    if shape.two_track is not None:
         t = shape.two_track
         track = two_track_pattern(plate.length, plate.width, t.track_width, margin=t.margin)
         return {None: track.polygon, "start": track.start_pad, "end": track.end_pad}[t.pad]
-    raise AssertionError(kind)
+    raise AssertionError(shape)
 
 
 def pattern_geometry(pattern: Pattern | None, plate: Plate) -> BaseGeometry:
@@ -111,6 +111,7 @@ def contact_geometry(contact: Contact, plate: Plate) -> BaseGeometry:
     """
     if contact.region is not None:
         return shape_geometry(contact.region, plate)
+    assert contact.at is not None  # a contact has 'at' or 'region' (checked by the schema)
     band = 1e-3 * max(plate.length, plate.width)
     return edge_line(contact.at, plate).buffer(band, cap_style="flat").difference(plate_polygon(plate))
 
@@ -121,6 +122,7 @@ def check_contact_touches(contact: Contact, conductor: Layer, plate: Plate, wher
         if track.intersection(edge_line(contact.at, plate)).length <= _REL_TOL * plate.length:
             raise ValueError(f"{where}.at: conductor {conductor.name} does not reach the plate edge {contact.at}")
         return
+    assert contact.region is not None  # a contact has 'at' or 'region' (checked by the schema)
     try:
         geom = shape_geometry(contact.region, plate)
     except ValueError as exc:
