@@ -61,7 +61,7 @@ def test_open_result_probes(comm, shared_tmp):
     assert B[:, 1] == pytest.approx(-strip_field(0.2, 0.02, heights), rel=1e-2)
     phi = res.probe("phi_s", np.array([[0.0125, 0.01, z_sheet], [0.025, 0.005, z_sheet + 0.5e-6]]))
     assert phi == pytest.approx([3.0, 2.0], rel=1e-6)
-    with pytest.raises(ValueError, match="outside the region of phi_s"):
+    with pytest.raises(ValueError, match="lie outside conductor bottom_ito in plan"):
         res.probe("phi_s", np.array([[0.06, 0.01, z_sheet]]))
     with pytest.raises(KeyError):
         res.probe("c_Li", pts)
