@@ -3,7 +3,8 @@
 #
 #   ./dev.sh run [CASE] [femion run options]   set up, run a case (default: the paper's Model III) on
 #                                              ${FEMION_NP:-2} MPI ranks, write results/<case>/ with figures
-#   ./dev.sh test                              set up, run the test suite (serial, then the MPI tests on 2 ranks)
+#   ./dev.sh test [pytest options]             set up, lint + types + import contracts, then the test suite
+#                                              (serial, then the MPI tests on 2 ranks)
 #   ./dev.sh setup                             only create .venv and install femion[wheel,test]
 #
 # Python >= 3.12 is needed for the dolfinx-solver-real wheel: $FEMION_PYTHON if set, else the first
@@ -53,7 +54,15 @@ case "$cmd" in
         ;;
     test)
         setup
-        # Serial suite, then every MPI-sensitive test again on 2 ranks.
+        # Fail fast: lint (ruff), the types of the pure modules (mypy) and the import contracts
+        # (import-linter), all configured in pyproject.toml; then the serial suite, then every
+        # MPI-sensitive test again on 2 ranks. Arguments go to pytest (e.g. -m unit, -m "not slow").
+        echo "dev.sh: ruff check" >&2
+        "$VENV/bin/ruff" check --quiet .
+        echo "dev.sh: mypy (pure modules)" >&2
+        "$VENV/bin/mypy" --no-error-summary
+        echo "dev.sh: import contracts" >&2
+        "$VENV/bin/lint-imports" --no-cache
         "$VENV/bin/python" -m pytest -q "$@"
         "$VENV/bin/mpiexec" -n 2 "$VENV/bin/python" -m pytest -q -m mpi -p no:cacheprovider "$@"
         ;;

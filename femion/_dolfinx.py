@@ -4,39 +4,35 @@ The PyPI wheel ``dolfinx-solver-real`` vendors MPI/PETSc and must be
 initialised (``import dolfinx_solver``) before ``dolfinx`` or ``petsc4py``
 are imported. conda-forge builds and the official FEniCS containers have no
 such package, and need nothing. Every femion module that needs DOLFINx or
-PETSc imports them from here.
+PETSc imports them from here; MPI alone, without DOLFINx, comes from :mod:`femion._mpi`.
 """
 
 from __future__ import annotations
 
-try:  # pragma: no cover - depends on the install path
-    import dolfinx_solver  # noqa: F401  (side effect: loads the vendored MPI/PETSc)
-except ImportError:  # conda-forge / container install
-    dolfinx_solver = None
+import os
+import time
+import warnings
+from pathlib import Path
 
-import os  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import dolfinx  # noqa: E402
-import dolfinx.fem  # noqa: E402
-import dolfinx.fem.petsc  # noqa: E402
-import dolfinx.io  # noqa: E402
-import dolfinx.jit  # noqa: E402
-import dolfinx.mesh  # noqa: E402
-import ufl  # noqa: E402
-from mpi4py import MPI  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
-
-WHEEL = dolfinx_solver is not None
+# femion._mpi first: it initialises the wheel (import dolfinx_solver) when that is installed
+# isort: off
+from femion._mpi import MPI, WHEEL
+import dolfinx
+import dolfinx.fem
+import dolfinx.fem.petsc
+import dolfinx.io
+import dolfinx.jit
+import dolfinx.mesh
+import ufl
+from petsc4py import PETSc
+# isort: on
 
 #: FFCx JIT wait (s) for another process compiling the same form, unless $FEMION_JIT_TIMEOUT says
 JIT_TIMEOUT = 600
 #: age (s) after which a ``<module>.c`` without ``<module>.c.cached`` is a killed compile's leftover
 STALE_COMPILE_S = 30 * 60
 
-__all__ = ["MPI", "PETSc", "WHEEL", "dolfinx", "geometry_dofmap", "ufl"]
+__all__ = ["MPI", "WHEEL", "PETSc", "dolfinx", "geometry_dofmap", "ufl"]
 
 
 def geometry_dofmap(msh):

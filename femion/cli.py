@@ -3,6 +3,9 @@
 Works the same under ``mpiexec -n N femion ...``; only rank 0 prints. A case
 that cannot be run exits with status 2 and one line naming the key; a solver
 failure exits with status 1 and says why.
+
+Heavy modules (DOLFINx, PETSc, gmsh, the solvers, the figures) are imported inside the
+command that needs them: ``femion validate`` loads only the case schema and mpi4py.
 """
 
 from __future__ import annotations
@@ -17,9 +20,20 @@ EXIT_FAILURE = 1
 
 
 def _comm():
-    from femion._dolfinx import MPI
+    from femion._mpi import MPI  # mpi4py only (after the wheel's initialisation): no DOLFINx
 
     return MPI.COMM_WORLD
+
+
+class _NotRaised(Exception):
+    """Stands in for an exception class whose module was never imported (so it cannot have been raised)."""
+
+
+def _raised(module: str, name: str) -> type[Exception]:
+    """The exception class ``module.name`` if ``module`` is imported, else :class:`_NotRaised`: main()
+    catches the solver's and the results' errors by type without importing DOLFINx to name them."""
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name) if loaded is not None else _NotRaised
 
 
 def _err(comm, msg: str) -> None:
@@ -28,17 +42,17 @@ def _err(comm, msg: str) -> None:
 
 
 def _load(args):
-    from femion.config.schema import load_case
+    from femion.config import load_case
 
     return load_case(args.case, args.set)
 
 
 def cmd_validate(args, comm) -> int:
-    from femion.config.schema import load_runs
+    from femion.config import load_runs
 
     case, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)  # what `run` loads
     if comm.rank == 0:
-        layers = ", ".join(f"{l.name} ({l.material})" for l in case.geometry.layers)
+        layers = ", ".join(f"{layer.name} ({layer.material})" for layer in case.geometry.layers)
         variants = ", ".join(name for name, _ in runs if name is not None)
         print(f"ok: case {case.name!r}: {layers}; drives: {', '.join(d.conductor for d in case.drives)}"
               + (f"; variants: {variants}" if variants else "") + ("; quick" if args.quick else ""))
@@ -46,7 +60,7 @@ def cmd_validate(args, comm) -> int:
 
 
 def cmd_run(args, comm) -> int:
-    from femion.config.schema import load_runs
+    from femion.config import load_runs
     from femion.run.interrupts import stop_on_signals
     from femion.run.pipeline import run_case
     from femion.run.variants import run_variants
@@ -93,8 +107,8 @@ def _on_rank0(comm, work) -> None:
 
 
 def cmd_report(args, comm) -> int:
-    from femion.results.reader import open_result
     from femion.post.report import write_report
+    from femion.results.reader import open_result
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
     _on_rank0(comm, lambda: print(write_report(args.result)))
@@ -139,8 +153,8 @@ def cmd_mesh(args, comm) -> int:
 
 
 def cmd_plot(args, comm) -> int:
-    from femion.results.reader import open_result
     from femion.post.figures import render_result
+    from femion.results.reader import open_result
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
     _on_rank0(comm, lambda: [print(p) for p in render_result(args.result)])
@@ -200,31 +214,28 @@ COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from femion.config.schema import CaseError
+    from femion.config import CaseError
     from femion.config.units import UnitError
+    from femion.geometry.spec import GeometryError
+    from femion.results import OutputError
+    from femion.run.interrupts import Interrupted
 
     comm = _comm()
-    try:
-        from femion.geometry.mesh import GeometryError
-    except ImportError:  # pragma: no cover
-        GeometryError = CaseError
-    from femion.conductor import ConductorSolveError
-    from femion.run.interrupts import Interrupted
-    from femion.results import OutputError
-    from femion.run.stops import RunStopped
 
     # The errors caught by type below are raised on every rank alike (collective checks); anything
     # else may have hit one rank only, whose partners would wait for it for ever: under MPI that
-    # ends the whole job (MPI_Abort) after one line.
+    # ends the whole job (MPI_Abort) after one line. The classes of modules that import DOLFINx are
+    # looked up as the error is matched (a command that raised one has imported its module), so
+    # that `femion validate` never loads DOLFINx.
     try:
         return COMMANDS[args.command](args, comm)
     except (CaseError, UnitError, GeometryError, OutputError) as exc:
         _err(comm, str(exc))
         return EXIT_BAD_INPUT
-    except ConductorSolveError as exc:
+    except _raised("femion.conductor", "ConductorSolveError") as exc:
         _err(comm, f"solver failed: {exc}")
         return EXIT_FAILURE
-    except RunStopped as exc:
+    except _raised("femion.run.stops", "RunStopped") as exc:
         _err(comm, str(exc))
         return exc.exit_status
     except Interrupted as exc:

@@ -13,15 +13,15 @@ K = −G∇φ_s (A/m), resistance R = V/I, Joule power P = ∫ G|∇φ_s|² dA =
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from femion._dolfinx import MPI, PETSc, dolfinx, geometry_dofmap, ufl
-from femion.magnetic.biot_savart import SheetCurrent
 from femion.geometry.plan import points_in
+from femion.magnetic.biot_savart import SheetCurrent
 
 #: distance (m) within which a node counts as lying on a contact
 CONTACT_TOLERANCE = 1e-9
@@ -41,9 +41,9 @@ class SheetSolution:
     """Potential and current of one driven conductor sheet (SI units)."""
 
     name: str
-    mesh: "dolfinx.mesh.Mesh"  # plan submesh of the conductor
-    potential: "dolfinx.fem.Function"  # φ_s, V (P1)
-    sheet_current: "dolfinx.fem.Function"  # K, A/m (DG0 vector, cell average)
+    mesh: dolfinx.mesh.Mesh  # plan submesh of the conductor
+    potential: dolfinx.fem.Function  # φ_s, V (P1)
+    sheet_current: dolfinx.fem.Function  # K, A/m (DG0 vector, cell average)
     sheet_conductance: float  # G, S
     z: float  # height of the sheet's mid-plane, m
     current: float  # I from the 'from' contact into the sheet, A
@@ -113,7 +113,7 @@ def _unit_potential(msh, G, on_from, on_to, solver: str, prefix: str):
 
 
 def solve_sheet(
-    plan_mesh: "dolfinx.mesh.Mesh",
+    plan_mesh: dolfinx.mesh.Mesh,
     cells: np.ndarray,
     *,
     name: str,

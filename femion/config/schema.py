@@ -1,40 +1,38 @@
-"""The case file: one YAML document holding every setting of a run.
+"""The case file's schema: one YAML document holding every setting of a run, as pydantic models.
 
-The schema is pydantic; every dimensional value carries its unit and is
-stored in SI (see :mod:`femion.config.units`). :func:`load_case` returns a validated
-:class:`Case` or raises :class:`CaseError` whose message is one line naming
-the offending key path and what is allowed. Conversion to the plain SI specs
-that the physics modules take happens here, at the edge.
+Every dimensional value carries its unit and is stored in SI (see :mod:`femion.config.units`).
+Each model checks its own fields; :class:`Case` then runs the cross-field checks of
+:mod:`femion.config.checks`. Reading files, ``--set``, ``quick`` and ``variants`` are in
+:mod:`femion.config.loading`; import the public names from :mod:`femion.config`.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from femion.laws import materials
+from femion.config.checks import check_case
 from femion.config.units import format_si, to_si
+from femion.laws import materials
 from femion.protocol.actions import ACTION_NAMES, ACTIONS, parse_stage
 
 # ---------------------------------------------------------------- quantities
 
 
-def _quantity(kind: str, *, positive: bool = False, nonnegative: bool = False):
+def _si(kind: str, *, positive: bool = False, nonnegative: bool = False) -> BeforeValidator:
+    """Validator: a quantity with its unit (or a number already in SI) → float in SI, range-checked."""
+
     def parse(value: Any) -> float:
         v = to_si(value, kind)
         if positive and not v > 0:
@@ -43,34 +41,36 @@ def _quantity(kind: str, *, positive: bool = False, nonnegative: bool = False):
             raise ValueError(f"must be >= 0 (got {value!r})")
         return v
 
-    return Annotated[
-        float,
-        BeforeValidator(parse),
-        PlainSerializer(lambda v: format_si(v, kind), return_type=str),
-    ]
+    return BeforeValidator(parse)
 
 
-Length = _quantity("length")
-PositiveLength = _quantity("length", positive=True)
-Current = _quantity("current")
-Voltage = _quantity("voltage")
-SheetResistance = _quantity("sheet_resistance", positive=True)
-Resistivity = _quantity("resistivity", positive=True)
-FluxDensity = _quantity("magnetic_flux_density")
-PositiveFluxDensity = _quantity("magnetic_flux_density", positive=True)
-Time = _quantity("time", positive=True)
-Temperature = _quantity("temperature", positive=True)
-Diffusivity = _quantity("diffusivity", positive=True)
-Concentration = _quantity("concentration", positive=True)
-CurrentDensity = _quantity("current_density", nonnegative=True)
-MolarEnergy = _quantity("molar_energy")
-Energy = _quantity("energy", positive=True)
-NonnegativeLength = _quantity("length", nonnegative=True)
-LengthPerTesla = _quantity("length_per_tesla", nonnegative=True)
-ArealCapacitance = _quantity("areal_capacitance", nonnegative=True)
-GradientEnergy = _quantity("gradient_energy", nonnegative=True)
-ColorationEfficiency = _quantity("coloration_efficiency", positive=True)
-SignedCurrent = _quantity("current")
+def _unit(kind: str) -> PlainSerializer:
+    """Serializer: the SI float back to a string with its unit (dump_case)."""
+    return PlainSerializer(lambda v: format_si(v, kind), return_type=str)
+
+
+# each a float in SI to the type checker, parsed from a quantity with its unit by pydantic
+Length = Annotated[float, _si("length"), _unit("length")]
+PositiveLength = Annotated[float, _si("length", positive=True), _unit("length")]
+Current = Annotated[float, _si("current"), _unit("current")]
+Voltage = Annotated[float, _si("voltage"), _unit("voltage")]
+SheetResistance = Annotated[float, _si("sheet_resistance", positive=True), _unit("sheet_resistance")]
+Resistivity = Annotated[float, _si("resistivity", positive=True), _unit("resistivity")]
+FluxDensity = Annotated[float, _si("magnetic_flux_density"), _unit("magnetic_flux_density")]
+PositiveFluxDensity = Annotated[float, _si("magnetic_flux_density", positive=True), _unit("magnetic_flux_density")]
+Time = Annotated[float, _si("time", positive=True), _unit("time")]
+Temperature = Annotated[float, _si("temperature", positive=True), _unit("temperature")]
+Diffusivity = Annotated[float, _si("diffusivity", positive=True), _unit("diffusivity")]
+Concentration = Annotated[float, _si("concentration", positive=True), _unit("concentration")]
+CurrentDensity = Annotated[float, _si("current_density", nonnegative=True), _unit("current_density")]
+MolarEnergy = Annotated[float, _si("molar_energy"), _unit("molar_energy")]
+Energy = Annotated[float, _si("energy", positive=True), _unit("energy")]
+NonnegativeLength = Annotated[float, _si("length", nonnegative=True), _unit("length")]
+LengthPerTesla = Annotated[float, _si("length_per_tesla", nonnegative=True), _unit("length_per_tesla")]
+ArealCapacitance = Annotated[float, _si("areal_capacitance", nonnegative=True), _unit("areal_capacitance")]
+GradientEnergy = Annotated[float, _si("gradient_energy", nonnegative=True), _unit("gradient_energy")]
+ColorationEfficiency = Annotated[float, _si("coloration_efficiency", positive=True), _unit("coloration_efficiency")]
+SignedCurrent = Annotated[float, _si("current"), _unit("current")]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 Point2 = tuple[Length, Length]
@@ -144,7 +144,10 @@ class Shape(_Model):
     strip: Strip | None = None
     two_track: TwoTrack | None = None
 
-    _unit = model_validator(mode="before")(classmethod(lambda cls, d: _apply_unit(d)))
+    @model_validator(mode="before")
+    @classmethod
+    def _unit(cls, data: Any) -> Any:
+        return _apply_unit(data)
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -246,7 +249,8 @@ class Contact(_Model):
     @model_validator(mode="after")
     def _one_place(self):
         if (self.at is None) == (self.region is None):
-            raise ValueError("a contact needs exactly one of 'at' (a plate edge: x_min, x_max, y_min, y_max) or 'region' (a shape)")
+            raise ValueError("a contact needs exactly one of 'at' (a plate edge: x_min, x_max, y_min, y_max) "
+                             "or 'region' (a shape)")
         return self
 
 
@@ -295,9 +299,16 @@ class MagneticSettings(_Model):
     method: Literal["auto", "direct", "fmm"] = "auto"
 
 
+FieldFormat = Literal["vtx", "vtkhdf"]
+
+
+def _every_field_format() -> list[FieldFormat]:
+    return ["vtx", "vtkhdf"]
+
+
 class OutputSettings(_Model):
     figures: bool = True
-    fields: list[Literal["vtx", "vtkhdf"]] = Field(default_factory=lambda: ["vtx", "vtkhdf"])
+    fields: list[FieldFormat] = Field(default_factory=_every_field_format)
 
 
 # ---------------------------------------------------------------- transport
@@ -524,7 +535,7 @@ class Stage(_Model):
     remove_electrolyte: no more exchange with the film, the state kept (may take no time).
     """
 
-    action: Literal[ACTION_NAMES]
+    action: Literal[ACTION_NAMES]  # type: ignore[valid-type]  # the registry's names, fixed at import
     duration: Time | None = Field(None, alias="for")
     voltage: Voltage | None = None
     current: SignedCurrent | None = None
@@ -558,6 +569,22 @@ class OpticsSettings(_Model):
     animation: Literal["gif", "mp4", "none"] = "gif"
 
 
+class TransportLayers(NamedTuple):
+    """The layers of the ion transport, bottom to top (:meth:`Case.transport_layers`)."""
+
+    oxide: Layer  #: the film that takes up ions (the first oxide layer)
+    electrolyte: Layer | None  #: the layer on the oxide when it is an electrolyte (always, once validated)
+    above: Layer | None  #: the layer on the electrolyte (a top electrode), if any
+    #: where the film's electrons come from: the oxide itself when contacts sit on it (seed 000
+    #: Model I), else the nearest conductor beneath it, else None (a floating film)
+    conductor: Layer | None
+
+    @property
+    def top_conductor(self) -> Layer | None:
+        """The conductor directly on the electrolyte (the top ITO), if any."""
+        return self.above if self.above is not None and self.above.kind == "conductor" else None
+
+
 class Case(_Model):
     name: Name
     description: str = ""
@@ -578,155 +605,56 @@ class Case(_Model):
 
     @model_validator(mode="after")
     def _consistent(self):
-        from femion.geometry import plan  # shapely work lives with the plan shapes
-
-        g = self.geometry
-        names = [layer.name for layer in g.layers]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"geometry.layers: layer names must be unique (repeated: {', '.join(dup)})")
-        # contacts and drives sit on conductors, or on the oxide itself (seed 000 Model I)
-        conductors = {layer.name: layer for layer in g.layers if layer.kind in ("conductor", "oxide")}
-        listing = ", ".join(conductors) or "none"
-        for i, layer in enumerate(g.layers):
-            if layer.pattern is not None:
-                plan.check_pattern_inside(layer.pattern, g.plate, f"geometry.layers[{i}].pattern")
-        for key, shape in g.regions.items():
-            plan.check_shape_inside(shape, g.plate, f"geometry.regions.{key}")
-        cnames = [c.name for c in g.contacts]
-        for i, c in enumerate(g.contacts):
-            if cnames.count(c.name) > 1:
-                raise ValueError(f"geometry.contacts[{i}].name: contact names must be unique ({c.name!r} repeated)")
-            if c.conductor not in conductors:
-                raise ValueError(
-                    f"geometry.contacts[{i}].conductor: {c.conductor!r} is not a conductor layer (allowed: {listing})"
-                )
-            plan.check_contact_touches(c, conductors[c.conductor], g.plate, f"geometry.contacts[{i}]")
-        contacts = {c.name: c for c in g.contacts}
-        seen = set()
-        for i, d in enumerate(self.drives):
-            if d.conductor not in conductors:
-                raise ValueError(f"drives[{i}].conductor: {d.conductor!r} is not a conductor layer (allowed: {listing})")
-            if d.conductor in seen:
-                raise ValueError(f"drives[{i}].conductor: {d.conductor!r} is driven twice")
-            seen.add(d.conductor)
-            for key, cname in (("from", d.from_), ("to", d.to)):
-                on = [c.name for c in g.contacts if c.conductor == d.conductor]
-                if cname not in contacts or contacts[cname].conductor != d.conductor:
-                    raise ValueError(
-                        f"drives[{i}].{key}: no contact {cname!r} on {d.conductor} (allowed: {', '.join(on) or 'none'})"
-                    )
-        if self.transport is not None:  # before the protocol: the protocol's checks need the oxide
-            self._check_transport()
-        if self.protocol is not None:
-            if self.transport is None:
-                raise ValueError("protocol: needs a transport section (the protocol drives the ion transport)")
-            from femion.protocol.stages import check_protocol
-
-            check_protocol(self)
-            if not any(s.duration for s in self.protocol):
-                raise ValueError("protocol: the stages take no time (give a stage with 'for', e.g. 'relax for 1 min')")
-        elif self.transport is not None and self.transport.duration is None:
-            raise ValueError("transport.duration: required key is missing (or give a protocol)")
-        small = min(g.plate.length, g.plate.width)
-        if self.mesh.cell_size > small / 4:
-            raise ValueError(
-                f"mesh.cell_size: {self.mesh.cell_size:g} m is too coarse for a {small:g} m plate (allowed: <= {small / 4:g} m)"
-            )
-        if self.mesh.section_y is not None and not 0 <= self.mesh.section_y <= g.plate.width:
-            raise ValueError(f"mesh.section_y: must lie on the plate, 0 to {g.plate.width:g} m")
-        self._check_limits()
-        if self.magnetic.enabled:
-            zs = self.conductor_planes()
-            for i, p in enumerate(self.magnetic.points):
-                for cname, z in zs.items():
-                    if abs(p[2] - z) < 1e-12:
-                        raise ValueError(
-                            f"magnetic.points[{i}]: lies in the current sheet of {cname} (z = {z:g} m), where B is undefined"
-                        )
+        check_case(self)  # femion.config.checks: names that refer to each other, the stack, limits
         return self
 
-    def _check_transport(self):
+    # -------------------------------------------------------------- the stack
+    @property
+    def oxide_layer(self) -> Layer | None:
+        """The film that takes up ions: the first (lowest) oxide layer, or None."""
+        return next((layer for layer in self.geometry.layers if layer.kind == "oxide"), None)
+
+    def transport_layers(self) -> TransportLayers:
+        """The oxide film, the electrolyte on it, the layer on the electrolyte and the film's
+        electron conductor (see :class:`TransportLayers`); ValueError without an oxide layer."""
         layers = self.geometry.layers
-        kinds = [layer.kind for layer in layers]
-        if "oxide" not in kinds:
-            raise ValueError("transport: needs an oxide layer (allowed hosts: " + ", ".join(
-                m.name for m in materials.LIBRARY.values() if m.kind == "oxide") + ")")
-        i = kinds.index("oxide")
-        if i + 1 >= len(layers) or layers[i + 1].kind != "electrolyte":
-            raise ValueError(f"transport: the layer above the oxide ({layers[i].name}) must be an electrolyte")
-        ions = self.transport_ions()
-        names = [ion.name for ion in ions]
-        if self.exchanging_ion() not in names:
-            raise ValueError(f"transport.electrolyte.exchanging: {self.transport.electrolyte.exchanging!r} is not "
-                             f"an ion (allowed: {', '.join(names)})")
-        charge = sum(ion.valence * ion.concentration for ion in ions)
-        if abs(charge) > 1e-9 * sum(abs(ion.valence) * ion.concentration for ion in ions):
-            raise ValueError(f"transport.electrolyte.ions: not electroneutral (sum z c = {charge:g} mol/m3)")
-        if self.transport.mechanism.lorentz_closure and self.transport.lorentz.step_law == "saturating":
-            self.transport.lorentz.step_params()
-        if self.transport.electrolyte.model == "poisson":
-            from scipy.constants import R, epsilon_0, physical_constants
-
-            F = physical_constants["Faraday constant"][0]
-            eps_r = self.transport.electrolyte.relative_permittivity or 65.0
-            strength = sum(ion.valence**2 * ion.concentration for ion in ions)
-            debye = (epsilon_0 * eps_r * R * self.transport.temperature / (F**2 * strength)) ** 0.5
-            el = layers[i + 1]
-            if el.thickness / el.elements > debye:
-                raise ValueError(
-                    f"transport.electrolyte.model: 'poisson' needs electrolyte cells thinner than the Debye length "
-                    f"{debye:.3g} m (cells are {el.thickness / el.elements:.3g} m); use 'electroneutral'")
-        if self.transport.top_electrode is not None and i + 2 >= len(layers):
-            raise ValueError("transport.top_electrode: there is no layer above the electrolyte")
-
-    def _check_limits(self):
-        """The mesh, the outputs and the time steps a run would need, against ``limits``."""
-        lim, g, h = self.limits, self.geometry, self.mesh.cell_size
-        plan = g.plate.length * g.plate.width / h**2
-        through = sum(layer.elements for layer in g.layers)
-        # the plan mesh is always built (conductors); the transport mesh is extruded from it or a section
-        meshes = {"plan": plan, "3D stack": plan * through} if self.mesh.dimension == 3 else \
-            {"plan": plan, "2D section": g.plate.length / h * through}
-        what, cells = max(meshes.items(), key=lambda kv: kv[1])
-        if cells > lim.cells:
-            raise ValueError(f"mesh.cell_size: {h:g} m makes a {what} mesh of about {cells:.3g} cells (allowed: "
-                             f"limits.cells = {lim.cells}; use a coarser cell_size or raise limits.cells)")
-        if self.transport is None:
-            return
-        from femion.protocol.stages import output_count
-
-        if self.protocol is not None:
-            runs = [(f"protocol[{i}]", s.duration or 0.0, s) for i, s in enumerate(self.protocol)]
+        i = next((k for k, layer in enumerate(layers) if layer.kind == "oxide"), None)
+        if i is None:
+            raise ValueError("the case has no oxide layer")
+        oxide = layers[i]
+        on_oxide = layers[i + 1] if i + 1 < len(layers) else None
+        if any(c.conductor == oxide.name for c in self.geometry.contacts):
+            conductor: Layer | None = oxide
         else:
-            runs = [("transport", self.transport.duration, self.transport)]
-        counts = [output_count(d, s) for _, d, s in runs]
-        if sum(counts) > lim.outputs:
-            k = max(range(len(runs)), key=counts.__getitem__)
-            where, _, s = runs[k]
-            key = "output_every" if getattr(s, "output_every", None) is not None else "outputs"
-            raise ValueError(f"{where}.{key}: the run would write {sum(counts)} outputs (allowed: limits.outputs = "
-                             f"{lim.outputs}; write fewer or raise limits.outputs)")
-        dt_max = self.transport.steps.max
-        steps = [d / dt_max for _, d, _ in runs]
-        if not math.isfinite(sum(steps)) or sum(steps) > lim.steps:
-            k = max(range(len(runs)), key=steps.__getitem__)
-            where = runs[k][0] + (".for" if self.protocol is not None else ".duration")
-            raise ValueError(f"{where}: the run needs at least {sum(steps):.3g} time steps of transport.steps.max = "
-                             f"{dt_max:g} s (allowed: limits.steps = {lim.steps}; shorten the run or raise "
-                             "transport.steps.max or limits.steps)")
+            conductor = next((layers[k] for k in range(i - 1, -1, -1) if layers[k].kind == "conductor"), None)
+        return TransportLayers(
+            oxide=oxide,
+            electrolyte=on_oxide if on_oxide is not None and on_oxide.kind == "electrolyte" else None,
+            above=layers[i + 2] if i + 2 < len(layers) else None,
+            conductor=conductor,
+        )
+
+    # -------------------------------------------------------------- ions
+    def _electrolyte_settings(self) -> ElectrolyteTransport:
+        if self.transport is None:
+            raise ValueError("the case has no transport section")
+        return self.transport.electrolyte
 
     def exchanging_ion(self) -> str:
         """The ion the film takes up: as given, or the electrolyte's first cation."""
-        if self.transport.electrolyte.exchanging is not None:
-            return self.transport.electrolyte.exchanging
+        given = self._electrolyte_settings().exchanging
+        if given is not None:
+            return given
         return next((i.name for i in self.transport_ions() if i.valence > 0), "")
 
-    def transport_ions(self) -> list["IonSpec"]:
+    def transport_ions(self) -> list[IonSpec]:
         """The electrolyte's ions: as given, or Li⁺/ClO4⁻ from the electrolyte material."""
-        if self.transport.electrolyte.ions is not None:
-            return list(self.transport.electrolyte.ions)
-        el = next(layer for layer in self.geometry.layers if layer.kind == "electrolyte")
+        given = self._electrolyte_settings().ions
+        if given is not None:
+            return list(given)
+        el = self.transport_layers().electrolyte
+        if el is None:
+            raise ValueError("the layer above the oxide is not an electrolyte")
         return [IonSpec(name=n, valence=z, diffusivity=f"{D} m**2/s", concentration=f"{c} mol/m**3")
                 for n, z, D, c in materials.electrolyte_ions(materials.get(el.material))]
 
@@ -752,326 +680,18 @@ class Case(_Model):
         return out
 
 
-# ----------------------------------------------------------------- loading
+# ------------------------------------------------------------ moved names
+#: names that moved to femion.config.loading in the split of this module; old imports
+#: (``from femion.config.schema import load_case``) keep working. Import them from femion.config.
+_MOVED_TO_LOADING = frozenset({
+    "CaseError", "apply_overrides", "dump_case", "format_validation_error", "load_case", "load_runs", "load_yaml",
+    "read_case_mapping", "validate_case", "YAML_MAX_DEPTH", "YAML_MAX_VALUES",
+})
 
 
-class CaseError(ValueError):
-    """A case file that cannot be run; ``str()`` is one line naming the key."""
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_LOADING:
+        from femion.config import loading
 
-
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif str(part).startswith("function-") or part in ("tagged-union",):
-            continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _clean(msg: str) -> str:
-    msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)
-    return " ".join(msg.split())
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """The first error of ``exc`` as ``key.path: what is wrong / allowed``."""
-    err = exc.errors()[0]
-    path = _loc(err["loc"]).replace("from_", "from")
-    msg = _clean(err["msg"])
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-        parent_model = _allowed_keys(err["loc"][:-1])
-        if parent_model:
-            msg += f" (allowed: {', '.join(parent_model)})"
-    elif err["type"] == "missing":
-        msg = "required key is missing"
-    elif err["type"] == "finite_number":
-        msg = f"must be a finite number (got {err['input']!r})"
-    elif err["type"] == "literal_error":
-        msg = msg.replace("Input should be", "must be")
-    if msg.startswith(tuple(p + c for p in ("geometry", "drives", "mesh", "magnetic", "protocol") for c in ":[")) \
-            or not path:
-        return msg
-    return f"{path}: {msg}"
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    """Keys allowed at ``loc`` in the schema, for the 'unknown key' message."""
-    model: Any = Case
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            field = next((f for f in getattr(model, "model_fields", {}).values() if f.alias == part), None)
-        if field is None:
-            return []
-        model = _inner_model(field.annotation)
-    if model is None or not hasattr(model, "model_fields"):
-        return []
-    return [f.alias or k for k, f in model.model_fields.items()]
-
-
-def _inner_model(annotation) -> Any:
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        m = _inner_model(arg)
-        if m is not None:
-            return m
-    return None
-
-
-#: a case file may not expand (each use of an alias counted in full) to more values than this,
-#: nor nest deeper: YAML aliases can make a small file stand for huge data
-YAML_MAX_VALUES = 200_000
-YAML_MAX_DEPTH = 40
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_KEY_PATH = re.compile(r"[A-Za-z_]\w*(?:\.\w+|\[\d+\])*")
-
-
-def _check_tree(root, where: str, name: str) -> None:
-    """CaseError for a duplicate mapping key, or for aliases that expand past YAML_MAX_VALUES or
-    YAML_MAX_DEPTH; ``where`` is the key path of ``root``, ``name`` what to call it without one."""
-    seen: dict[int, tuple[int, int]] = {}  # id(node) -> (values it expands to, depth below it)
-
-    def walk(node, path: str, depth: int, open_: set) -> tuple[int, int]:
-        if id(node) in seen:
-            size, below = seen[id(node)]
-        elif id(node) in open_:
-            raise CaseError(f"{path or name}: a YAML alias used inside its own anchor (recursive data)")
-        else:
-            open_.add(id(node))
-            size, below = 1, 0
-            if isinstance(node, yaml.MappingNode):
-                keys: dict[tuple, int] = {}
-                for k, v in node.value:
-                    if k.tag == _MERGE_TAG:
-                        child = f"{path}.<<" if path else "<<"
-                    elif isinstance(k, yaml.ScalarNode):
-                        child = f"{path}.{k.value}" if path else str(k.value)
-                        if (k.tag, k.value) in keys:
-                            raise CaseError(f"{child}: duplicate key (lines {keys[k.tag, k.value]} and "
-                                            f"{k.start_mark.line + 1}); give each key once")
-                        keys[k.tag, k.value] = k.start_mark.line + 1
-                    else:
-                        child = path
-                    for n in (k, v):
-                        a, b = walk(n, child, depth + 1, open_)
-                        size, below = size + a, max(below, b + 1)
-            elif isinstance(node, yaml.SequenceNode):
-                for i, v in enumerate(node.value):
-                    a, b = walk(v, f"{path}[{i}]", depth + 1, open_)
-                    size, below = size + a, max(below, b + 1)
-            open_.discard(id(node))
-            seen[id(node)] = size, below
-        if size > YAML_MAX_VALUES:
-            raise CaseError(f"{path or name}: expands to {size} values, each use of a YAML alias counted in full "
-                            f"(allowed: {YAML_MAX_VALUES})")
-        if depth + below > YAML_MAX_DEPTH:
-            raise CaseError(f"{path or name}: nests deeper than {YAML_MAX_DEPTH} levels")
-        return size, below
-
-    walk(root, where, 0, set())
-
-
-def load_yaml(text: str, name: str, where: str = "") -> Any:
-    """``yaml.safe_load`` that refuses duplicate keys and alias bombs (CaseError naming the key);
-    yaml.YAMLError for text that is not YAML."""
-    loader = yaml.SafeLoader(text)
-    try:
-        try:
-            node = loader.get_single_node()
-        except RecursionError:
-            raise CaseError(f"{where or name}: nests deeper than {YAML_MAX_DEPTH} levels") from None
-        if node is None:
-            return None
-        _check_tree(node, where, name)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _set_path(raw: dict, dotted: str, value: Any) -> None:
-    if not _KEY_PATH.fullmatch(dotted):
-        raise CaseError(f"--set {dotted}: not a key path (form: key.path[0].name, e.g. drives[0].current)")
-    parts = [p for p in re.split(r"\.|\[(\d+)\]", dotted) if p]
-    node: Any = raw
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        key: Any = int(part) if part.isdigit() else part
-        if isinstance(node, list):
-            if not isinstance(key, int) or not 0 <= key < len(node):
-                raise CaseError(f"--set {dotted}: {part!r} is not an index of that list (0..{len(node) - 1})")
-        elif isinstance(node, dict):
-            if isinstance(key, int):
-                key = part
-            if not last and key not in node:
-                node[key] = {}
-        else:
-            raise CaseError(f"--set {dotted}: cannot set inside a {type(node).__name__}")
-        if last:
-            node[key] = value
-        else:
-            node = node[key]
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``key.path=value`` strings (value read as YAML) to the raw case mapping."""
-    for item in overrides:
-        if "=" not in item:
-            raise CaseError(f"--set {item}: expected key.path=value")
-        key, text = item.split("=", 1)
-        key = key.strip()
-        if not _KEY_PATH.fullmatch(key):
-            raise CaseError(f"--set {item}: {key!r} is not a key path (form: key.path=value, e.g. "
-                            "drives[0].current='0.1 A')")
-        try:
-            value = load_yaml(text, f"--set {key}", key)
-        except yaml.YAMLError:
-            value = text
-        _set_path(raw, key, value)
-    return raw
-
-
-def read_case_mapping(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CaseError(f"case file {str(path)!r} not found")
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-    except OSError as exc:
-        raise CaseError(f"{path.name}: cannot read the case file ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise CaseError(f"{path.name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
-                        "save the case file as UTF-8") from None
-    try:
-        raw = load_yaml(text, path.name)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        what = getattr(exc, "problem", None) or str(exc)
-        raise CaseError(f"{path.name}: not valid YAML{where}: {' '.join(what.split())}") from None
-    if not isinstance(raw, dict):
-        raise CaseError(f"{path.name}: a case file is a mapping of keys (name, geometry, drives, ...)")
-    return raw
-
-
-def validate_case(raw: dict) -> Case:
-    try:
-        return Case.model_validate(raw)
-    except ValidationError as exc:
-        raise CaseError(format_validation_error(exc)) from None
-
-
-def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
-    """Read, override and validate a case file; CaseError (one line) on any problem."""
-    raw = read_case_mapping(path)
-    apply_overrides(raw, overrides or [])
-    return validate_case(raw)
-
-
-def _apply_mapping(raw: dict, overrides: dict, where: str) -> dict:
-    for key, value in overrides.items():
-        try:
-            _set_path(raw, str(key), value)
-        except CaseError as exc:
-            raise CaseError(f"{where}.{key}: {str(exc).split(': ', 1)[-1]}" if key else
-                            f"{where}: {key!r} is not a key path (form: key.path[0].name)") from None
-    return raw
-
-
-def _key(dotted: str) -> str:
-    """``drives.0.current`` → ``drives[0].current``: the spelling of error messages."""
-    return re.sub(r"\.(\d+)(?=\.|\[|$)", r"[\1]", str(dotted))
-
-
-def _blame(msg: str, sources: list[tuple[str, list[str]]]) -> str | None:
-    """``msg`` (``key.path: ...``) under the first override source that set that key, e.g.
-    ``quick.mesh.cell_size: ...``; None if no override set it."""
-    key = msg.split(": ", 1)[0]
-    for where, keys in sources:
-        for k in map(_key, keys):
-            if key == k or key.startswith((k + ".", k + "[")):
-                return f"{where}.{msg}"
-    return None
-
-
-def _check_drive_overrides(case: Case, sources: list[tuple[str, list[str]]]) -> None:
-    """CaseError when an override sets a drive's current or voltage that a protocol stage replaces
-    with a different value of its own (the run would report the override, the stage ran at its own)."""
-    if case.protocol is None:
-        return
-    for where, keys in sources:
-        for k in keys:
-            m = re.fullmatch(r"drives\[(\d+)\](?:\.(current|voltage))?", _key(k))
-            if not m or int(m[1]) >= len(case.drives):
-                continue
-            d = case.drives[int(m[1])]
-            for j, s in enumerate(case.protocol):
-                own = "current" if s.current is not None else "voltage" if s.voltage is not None else None
-                if s.action != "drive" or own is None or (s.conductor or case.drives[0].conductor) != d.conductor:
-                    continue
-                if getattr(d, own) is not None and math.isclose(getattr(d, own), getattr(s, own), rel_tol=1e-12):
-                    continue  # the stage runs at the value the override gives the drive
-                name, by = (_key(k), "--set") if where == "--set" else (f"{where}.{_key(k)}", where)
-                raise CaseError(f"{name}: set by {by}, but protocol[{j}].{own} sets the {own} of that stage; "
-                                f"set protocol[{j}].{own} instead")
-
-
-def load_runs(path: str | Path, overrides: list[str] | None = None, quick: bool = False,
-              variant: str | None = None) -> tuple[Case, list[tuple[str | None, Case]]]:
-    """The case and the runs it asks for: itself, or one per entry of ``variants``.
-
-    Each run's mapping is the case's with, in order: its ``quick`` overrides (``quick=True``),
-    the variant's overrides, then the command line's ``--set`` overrides. An error a quick or
-    variant override causes names it: ``quick.<key>`` or ``variants.<name>.<key>``.
-    ``femion validate`` and ``femion run`` both load a case through here.
-    """
-    import copy
-
-    raw = read_case_mapping(path)
-    base_raw = apply_overrides(copy.deepcopy(raw), overrides or [])
-    base = validate_case(base_raw)
-    if quick and not base.quick:
-        raise CaseError("--quick: the case has no 'quick' block (add quick: {key.path: value, ...} to the case)")
-    names = list(base.variants) if variant is None else [variant]
-    if variant is not None and variant not in base.variants:
-        raise CaseError(f"--variant {variant}: no such variant (allowed: {', '.join(base.variants) or 'none'})")
-    sets = [item.split("=", 1)[0].strip() for item in overrides or []]
-    runs = []
-    for name in names or [None]:
-        r = copy.deepcopy(raw)
-        r.pop("variants", None)
-        sources = [("--set", sets)]
-        if quick:
-            _apply_mapping(r, base.quick, "quick")
-            sources.insert(0, ("quick", list(base.quick)))
-        if name is not None:
-            _apply_mapping(r, base.variants[name], f"variants.{name}")
-            r["name"] = f"{base.name}_{name}"
-            sources.insert(0, (f"variants.{name}", list(base.variants[name])))
-        apply_overrides(r, overrides or [])
-        try:
-            case = validate_case(r)
-        except CaseError as exc:
-            msg = _blame(str(exc), sources[:-1])
-            if msg is None:
-                msg = f"{sources[0][0]}: {exc}" if len(sources) > 1 else str(exc)
-            raise CaseError(msg) from None
-        _check_drive_overrides(case, sources)
-        runs.append((name, case))
-    return base, runs
-
-
-def dump_case(case: Case) -> str:
-    """The resolved case as YAML, every quantity in SI with its unit."""
-    data = case.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return yaml.safe_dump(data, sort_keys=False)
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ number is SI; units are converted only here.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import pint
 
@@ -47,7 +47,7 @@ class UnitError(ValueError):
     """A value has no unit, an unknown unit, or the wrong dimension."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dimensionality(kind: str):
     expr = DIMENSIONS[kind][0]
     return ureg.get_dimensionality(expr) if expr else ureg.dimensionless.dimensionality

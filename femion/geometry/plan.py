@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import shapely
+import shapely.validation
 from shapely.geometry import LineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
+
+from femion.geometry.spec import LayerSpec, StackSpec, two_track_pattern
 
 if TYPE_CHECKING:  # pragma: no cover
     from femion.config.schema import Case, Contact, Layer, Pattern, Plate, Shape
@@ -22,37 +25,35 @@ _REL_TOL = 1e-9
 QUAD_SEGS = 16
 
 
-def plate_polygon(plate: "Plate") -> Polygon:
+def plate_polygon(plate: Plate) -> Polygon:
     return box(0.0, 0.0, plate.length, plate.width)
 
 
-def shape_geometry(shape: "Shape", plate: "Plate") -> BaseGeometry:
+def shape_geometry(shape: Shape, plate: Plate) -> BaseGeometry:
     """The shapely polygon (m) of one case shape."""
-    kind = shape.kind
-    if kind == "rectangle":
+    # exactly one of these is given (checked by the schema)
+    if shape.rectangle is not None:
         (x0, y0), (x1, y1) = shape.rectangle
         return box(x0, y0, x1, y1)
-    if kind == "polygon":
+    if shape.polygon is not None:
         poly = Polygon(shape.polygon)
         if not poly.is_valid:
             raise ValueError(f"polygon is not simple ({shapely.validation.explain_validity(poly)})")
         return poly
-    if kind == "circle":
+    if shape.circle is not None:
         return Point(*shape.circle.centre).buffer(shape.circle.radius, quad_segs=QUAD_SEGS)
-    if kind == "strip":
+    if shape.strip is not None:
         yc = shape.strip.centre_y if shape.strip.centre_y is not None else plate.width / 2
         w = shape.strip.width
         return box(0.0, yc - w / 2, plate.length, yc + w / 2)
-    if kind == "two_track":
-        from femion.geometry.mesh import two_track_pattern
-
+    if shape.two_track is not None:
         t = shape.two_track
         track = two_track_pattern(plate.length, plate.width, t.track_width, margin=t.margin)
         return {None: track.polygon, "start": track.start_pad, "end": track.end_pad}[t.pad]
-    raise AssertionError(kind)
+    raise AssertionError(shape)
 
 
-def pattern_geometry(pattern: "Pattern | None", plate: "Plate") -> BaseGeometry:
+def pattern_geometry(pattern: Pattern | None, plate: Plate) -> BaseGeometry:
     """Union of ``include`` minus union of ``exclude``; the whole plate for ``None``."""
     if pattern is None:
         return plate_polygon(plate)
@@ -62,14 +63,14 @@ def pattern_geometry(pattern: "Pattern | None", plate: "Plate") -> BaseGeometry:
     return inc
 
 
-def _outside_message(where: str, plate: "Plate") -> str:
+def _outside_message(where: str, plate: Plate) -> str:
     return (
         f"{where}: extends outside the plate (allowed: x in [0, {plate.length:g}] m, "
         f"y in [0, {plate.width:g}] m); femion does not clip shapes silently"
     )
 
 
-def check_shape_inside(shape: "Shape", plate: "Plate", where: str) -> BaseGeometry:
+def check_shape_inside(shape: Shape, plate: Plate, where: str) -> BaseGeometry:
     try:
         geom = shape_geometry(shape, plate)
     except ValueError as exc:
@@ -83,7 +84,7 @@ def check_shape_inside(shape: "Shape", plate: "Plate", where: str) -> BaseGeomet
     return geom
 
 
-def check_pattern_inside(pattern: "Pattern", plate: "Plate", where: str) -> BaseGeometry:
+def check_pattern_inside(pattern: Pattern, plate: Plate, where: str) -> BaseGeometry:
     for key in ("include", "exclude"):
         for i, s in enumerate(getattr(pattern, key)):
             check_shape_inside(s, plate, f"{where}.{key}[{i}]")
@@ -93,7 +94,7 @@ def check_pattern_inside(pattern: "Pattern", plate: "Plate", where: str) -> Base
     return geom
 
 
-def edge_line(edge: str, plate: "Plate") -> LineString:
+def edge_line(edge: str, plate: Plate) -> LineString:
     L, W = plate.length, plate.width
     return {
         "x_min": LineString([(0, 0), (0, W)]),
@@ -103,7 +104,7 @@ def edge_line(edge: str, plate: "Plate") -> LineString:
     }[edge]
 
 
-def contact_geometry(contact: "Contact", plate: "Plate") -> BaseGeometry:
+def contact_geometry(contact: Contact, plate: Plate) -> BaseGeometry:
     """A contact's plan region; an edge contact is a thin band just outside that edge.
 
     The band only touches the plate, so it adds no cells to the mesh, yet every
@@ -111,16 +112,18 @@ def contact_geometry(contact: "Contact", plate: "Plate") -> BaseGeometry:
     """
     if contact.region is not None:
         return shape_geometry(contact.region, plate)
+    assert contact.at is not None  # a contact has 'at' or 'region' (checked by the schema)
     band = 1e-3 * max(plate.length, plate.width)
     return edge_line(contact.at, plate).buffer(band, cap_style="flat").difference(plate_polygon(plate))
 
 
-def check_contact_touches(contact: "Contact", conductor: "Layer", plate: "Plate", where: str) -> None:
+def check_contact_touches(contact: Contact, conductor: Layer, plate: Plate, where: str) -> None:
     track = pattern_geometry(conductor.pattern, plate)
     if contact.at is not None:
         if track.intersection(edge_line(contact.at, plate)).length <= _REL_TOL * plate.length:
             raise ValueError(f"{where}.at: conductor {conductor.name} does not reach the plate edge {contact.at}")
         return
+    assert contact.region is not None  # a contact has 'at' or 'region' (checked by the schema)
     try:
         geom = shape_geometry(contact.region, plate)
     except ValueError as exc:
@@ -129,15 +132,13 @@ def check_contact_touches(contact: "Contact", conductor: "Layer", plate: "Plate"
         raise ValueError(f"{where}.region: does not overlap conductor {conductor.name}")
 
 
-def points_in(geom: BaseGeometry, x, y, tol: float) -> "shapely.typing.NDArray":
+def points_in(geom: BaseGeometry, x, y, tol: float) -> shapely.typing.NDArray:
     """Boolean mask of points (x, y) inside ``geom`` or within ``tol`` of it."""
     return shapely.contains_xy(geom.buffer(tol), x, y)
 
 
-def stack_spec(case: "Case"):
-    """The geometry module's SI stack description of a case."""
-    from femion.geometry.mesh import LayerSpec, StackSpec
-
+def stack_spec(case: Case) -> StackSpec:
+    """The SI stack description of a case (:mod:`femion.geometry.spec`), what the meshes are built from."""
     g = case.geometry
     layers = tuple(
         LayerSpec(

@@ -26,8 +26,8 @@ Pure numpy/scipy (+ fmm3dpy for large problems); no DOLFINx.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy.constants import mu_0
@@ -35,8 +35,8 @@ from scipy.spatial import cKDTree
 
 __all__ = [
     "SheetCurrent",
-    "panel_field_exact",
     "magnetic_flux_density",
+    "panel_field_exact",
     "point_source_field",
 ]
 
@@ -83,7 +83,7 @@ class _PanelGeom:
 
     v: np.ndarray  # (P, nv, 2) CCW vertices
     t: np.ndarray  # (P, nv, 2) unit edge tangents, edge i: v[i] -> v[i+1]
-    l: np.ndarray  # (P, nv) edge lengths
+    edge_len: np.ndarray  # (P, nv) edge lengths
     fan_area2: np.ndarray  # (P, nv-2) twice the signed (>0) areas of fan triangles (0, i, i+1)
     area: np.ndarray  # (P,)
     centroid: np.ndarray  # (P, 2)
@@ -107,11 +107,11 @@ def _geometry(sheet: SheetCurrent) -> _PanelGeom:
     cw = a2 < 0
     v[cw] = v[cw, ::-1]
     e = np.roll(v, -1, axis=1) - v
-    l = np.hypot(e[..., 0], e[..., 1])
-    if np.any(l == 0.0):
-        bad = int(np.flatnonzero(np.any(l == 0.0, axis=1))[0])
+    edge_len = np.hypot(e[..., 0], e[..., 1])
+    if np.any(edge_len == 0.0):
+        bad = int(np.flatnonzero(np.any(edge_len == 0.0, axis=1))[0])
         raise ValueError(f"panel {bad} has a zero-length edge: {v[bad].tolist()}")
-    t = e / l[..., None]
+    t = e / edge_len[..., None]
     nv = v.shape[1]
     fan = []
     for i in range(1, nv - 1):
@@ -130,7 +130,7 @@ def _geometry(sheet: SheetCurrent) -> _PanelGeom:
     for i in range(nv):
         for j in range(i + 1, nv):
             diam = np.maximum(diam, np.linalg.norm(v[:, i] - v[:, j], axis=-1))
-    return _PanelGeom(v, t, l, fan_area2, area, cen, radius, diam, sheet.sheet_current, sheet.z)
+    return _PanelGeom(v, t, edge_len, fan_area2, area, cen, radius, diam, sheet.sheet_current, sheet.z)
 
 
 def _check_targets(targets) -> np.ndarray:
@@ -170,7 +170,7 @@ def _kernel(g: _PanelGeom, pidx, tx, ty, dz):
     """
     v = g.v[pidx]  # (..., nv, 2)
     t = g.t[pidx]
-    l = g.l[pidx]
+    edge_len = g.edge_len[pidx]
     fa2 = g.fan_area2[pidx]
     nv = v.shape[-2]
     dz2 = dz * dz
@@ -200,7 +200,7 @@ def _kernel(g: _PanelGeom, pidx, tx, ty, dz):
         txe = t[..., i, 0]
         tye = t[..., i, 1]
         s1 = ax[i] * txe + ay[i] * tye
-        s2 = s1 + l[..., i]
+        s2 = s1 + edge_len[..., i]
         h = ax[i] * tye - ay[i] * txe  # in-plane distance to the edge line (signed)
         d2 = h * h + dz2
         # s + R, evaluated without cancellation

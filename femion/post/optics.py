@@ -54,7 +54,7 @@ class _Film:
 def _open(path: str | Path) -> _Film:
     import yaml
 
-    from femion.config.schema import validate_case
+    from femion.config import validate_case
     from femion.results import OutputError
     from femion.results.reader import open_result
     from femion.geometry.plan import shape_geometry

@@ -32,7 +32,7 @@ class Controls:
         return self.inject_voltage is None
 
     @property
-    def at_rest(self) -> "Controls":
+    def at_rest(self) -> Controls:
         """The same drive and exchange with the source at zero (where a run starts from)."""
         return Controls(drive=self.drive, exchange=self.exchange)
 

@@ -14,7 +14,6 @@ from femion.magnetic.biot_savart import SheetCurrent, magnetic_flux_density
 from femion.results import OutputError
 
 
-
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 

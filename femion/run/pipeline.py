@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from femion._dolfinx import MPI
-from femion.config.schema import Case, dump_case
+from femion.config import Case, dump_case
 from femion.conductor import SheetSolution
 from femion.geometry import mesh as geometry
 from femion.geometry import plan

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from scipy.constants import mu_0
 
+from femion._dolfinx import MPI
+from femion.config import load_case
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
-from femion._dolfinx import MPI
-from femion.config.schema import load_case
 from femion.run.sheets import interface_field, interface_of, solve_conductors
 
 CASE = Path(__file__).resolve().parents[2] / "cases" / "strip_drive.yaml"

@@ -13,7 +13,8 @@ i0 = 1 A/m², oxide sheet conductance 0.125 S with electron contacts φ_e = 0.1 
 
 Columns: case; parent-mesh cells; transport DOFs (sum over the transport fields); mesh time;
 setup time (TransportProblem construction incl. form JIT — the FFCx cache makes later runs
-faster; each new mesh size compiles anew, the forms embedding h²/σ_max as a float); first step; mean step over all measured steps;
+faster; each new mesh size compiles anew, the forms embedding h²/σ_max as a float); first step; mean step over all
+measured steps;
 mean Newton iterations per step; P1 Poisson DOFs on the parent mesh; Poisson solve time
 (−Δu = 1, u = 0 on ``bottom``, preonly/lu/mumps like the transport: numeric factorisation + solve,
 timed after one warm-up solve, with the matrix re-assembled so MUMPS refactorises as every
@@ -36,8 +37,8 @@ import numpy as np
 from scipy.constants import R as GAS_CONSTANT
 from scipy.constants import physical_constants
 
-from femion.geometry import mesh as geometry
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
+from femion.geometry import mesh as geometry
 from femion.transport.problem import (
     ElectrolyteModel,
     Ion,

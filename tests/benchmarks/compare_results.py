@@ -109,13 +109,13 @@ def main(argv=None) -> int:
         rel = summary.parent.relative_to(args.base)
         other = args.new / rel
         if not (other / "summary.json").is_file():
-            print(f"{str(rel):40s} {'missing':>16s}")
+            print(f"{rel!s:40s} {'missing':>16s}")
             bad += 1
             continue
         worst, where = compare(summary.parent, other, args.atol)
         flag = "" if worst <= args.rtol else "  <-- exceeds"
         bad += worst > args.rtol
-        print(f"{str(rel):40s} {worst:16.3e}  {where}{flag}")
+        print(f"{rel!s:40s} {worst:16.3e}  {where}{flag}")
     print(f"{bad} result(s) differ by more than {args.rtol:g}")
     return 1 if bad else 0
 

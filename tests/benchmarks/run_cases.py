@@ -31,14 +31,15 @@ def main(argv=None) -> int:
     for f in files:
         quick = "quick" in (yaml.safe_load(f.read_text()) or {})
         cmd = [sys.executable, "-m", "femion", "run", str(f), "--out", str(args.out / f.stem), "--no-progress",
-               "--set", "output.figures=false"] + (["--quick"] if quick else [])
+               "--set", "output.figures=false", *(["--quick"] if quick else [])]
         if args.np > 1:
-            cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(args.np)] + cmd
+            cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(args.np), *cmd]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         failed += proc.returncode != 0
         last = (proc.stderr.strip().splitlines() or [""])[-1]
-        print(f"{f.stem:28s} {'quick' if quick else 'full ':5s} {time.perf_counter() - t0:7.1f} s  exit {proc.returncode}"
+        took = time.perf_counter() - t0
+        print(f"{f.stem:28s} {'quick' if quick else 'full ':5s} {took:7.1f} s  exit {proc.returncode}"
               + (f"  {last}" if proc.returncode else ""), flush=True)
     return 1 if failed else 0
 

@@ -54,10 +54,14 @@ def test_result_writer_commits_with_its_status_and_abandons_on_an_error(tmp_path
         assert read_manifest(w.path)["status"] == status and (w.path / "note.txt").read_text() == status
     assert w.path.name.startswith("res.stopped-")  # beside the completed one, which stays
     assert (tmp_path / "res" / "note.txt").read_text() == "completed"
-    with pytest.raises(RuntimeError, match="boom"):
+
+    def fails_half_way():
         with ResultWriter(tmp_path / "other", MPI.COMM_SELF) as w:
             w.write_text("note.txt", "half")
             raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fails_half_way()
     assert not (tmp_path / "other").exists() and not list(tmp_path.glob("other.*"))
 
 
@@ -153,12 +157,12 @@ def test_two_runs_started_at_once_cannot_both_succeed(tmp_path):
     out = tmp_path / "res"
     procs = [femion_proc("run", str(CASES / "strip_drive.yaml"), "--out", str(out), *FAST,
                          "--set", f"drives[0].current={i + 1} A") for i in range(2)]
-    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
     codes = sorted(r[2] for r in results)
     assert codes in ([0, 2], [0, 0]), results
     summary = json.loads((out / "summary.json").read_text())
     if codes == [0, 2]:
-        winner = [i for i, r in enumerate(results) if r[2] == 0][0]
+        winner = next(i for i, r in enumerate(results) if r[2] == 0)
         assert summary["current_A"] == pytest.approx(winner + 1.0)
         assert "being written by another femion run" in results[1 - winner][1]
     assert not list(tmp_path.glob("res.partial-*")) and not (tmp_path / "res.lock").exists()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from femion import cli
-from femion.config.schema import load_case
+from femion.config import load_case
 from femion.config.units import UnitError, to_si
 
 from ..conftest import CASES
@@ -45,28 +45,37 @@ def _edit(fn):
 # (id, mutation of the strip case, text the one-line error must contain)
 MALFORMED = [
     ("unknown-top-key", _set(["geomtry"], {}), "geomtry: unknown key"),
-    ("negative-thickness", _set(["geometry", "layers", 2, "thickness"], "-200 nm"), "geometry.layers[2].thickness: must be > 0"),
-    ("zero-thickness", _set(["geometry", "layers", 3, "thickness"], "0 nm"), "geometry.layers[3].thickness: must be > 0"),
+    ("negative-thickness", _set(["geometry", "layers", 2, "thickness"], "-200 nm"),
+     "geometry.layers[2].thickness: must be > 0"),
+    ("zero-thickness", _set(["geometry", "layers", 3, "thickness"], "0 nm"),
+     "geometry.layers[3].thickness: must be > 0"),
     ("missing-unit", _set(["geometry", "layers", 2, "thickness"], 200), "geometry.layers[2].thickness: missing unit"),
     ("missing-unit-string", _set(["geometry", "plate", "length"], "50"), "geometry.plate.length: missing unit"),
     ("wrong-dimension", _set(["geometry", "layers", 1, "thickness"], "30 mA"), "geometry.layers[1].thickness"),
     ("current-in-volts", _set(["drives", 0, "current"], "0.2 V"), "drives[0].current"),
     ("unknown-unit", _set(["drives", 0, "current"], "0.2 amperez"), "drives[0].current: cannot read"),
-    ("unknown-material", _set(["geometry", "layers", 3, "material"], "WO4"), "geometry.layers[3].material: unknown material"),
-    ("pattern-outside-plate", _set(["geometry", "layers", 4, "pattern"], {"unit": "mm", "rectangle": [[40, 0], [60, 20]]}),
+    ("unknown-material", _set(["geometry", "layers", 3, "material"], "WO4"),
+     "geometry.layers[3].material: unknown material"),
+    ("pattern-outside-plate", _set(["geometry", "layers", 4, "pattern"],
+                                   {"unit": "mm", "rectangle": [[40, 0], [60, 20]]}),
      "geometry.layers[4].pattern.include[0]: extends outside the plate"),
     ("contact-on-glass", _set(["geometry", "contacts", 0, "conductor"], "glass"), "geometry.contacts[0].conductor"),
     ("drive-unknown-contact", _set(["drives", 0, "to"], "middle"), "drives[0].to"),
     ("current-and-voltage", _set(["drives", 0, "voltage"], "4 V"), "drives[0]"),
     ("no-drives", _delete(["drives"]), "drives: required key is missing"),
-    ("plate-length-missing", _delete(["geometry", "plate", "length"]), "geometry.plate.length: required key is missing"),
-    ("misspelt-layer-key", _edit(lambda d: d["geometry"]["layers"][0].update(thicknes="1 mm")), "geometry.layers[0].thicknes: unknown key"),
+    ("plate-length-missing", _delete(["geometry", "plate", "length"]),
+     "geometry.plate.length: required key is missing"),
+    ("misspelt-layer-key", _edit(lambda d: d["geometry"]["layers"][0].update(thicknes="1 mm")),
+     "geometry.layers[0].thicknes: unknown key"),
     ("cell-size-too-coarse", _set(["mesh", "cell_size"], "10 mm"), "mesh.cell_size"),
     ("negative-cell-size", _set(["mesh", "cell_size"], "-1 mm"), "mesh.cell_size: must be > 0"),
     ("dimension-4", _set(["mesh", "dimension"], 4), "mesh.dimension"),
-    ("duplicate-layer", _set(["geometry", "layers", 1, "name"], "glass"), "geometry.layers: layer names must be unique"),
-    ("sheet-resistance-on-oxide", _set(["geometry", "layers", 3, "sheet_resistance"], "8 ohm/sq"), "geometry.layers[3]"),
-    ("contact-at-and-region", _set(["geometry", "contacts", 0, "region"], {"unit": "mm", "rectangle": [[0, 0], [2, 20]]}),
+    ("duplicate-layer", _set(["geometry", "layers", 1, "name"], "glass"),
+     "geometry.layers: layer names must be unique"),
+    ("sheet-resistance-on-oxide", _set(["geometry", "layers", 3, "sheet_resistance"], "8 ohm/sq"),
+     "geometry.layers[3]"),
+    ("contact-at-and-region", _set(["geometry", "contacts", 0, "region"],
+                                   {"unit": "mm", "rectangle": [[0, 0], [2, 20]]}),
      "geometry.contacts[0]"),
     ("contact-bad-edge", _set(["geometry", "contacts", 0, "at"], "left"), "geometry.contacts[0].at"),
     ("two-shapes-in-one", _set(["geometry", "layers", 4, "pattern"], {"unit": "mm", "rectangle": [[3, 0], [47, 20]],
@@ -77,7 +86,8 @@ MALFORMED = [
     ("point-in-sheet", _set(["magnetic", "points"], [["25 mm", "10 mm", "1.10013 mm"]]), "magnetic.points[0]"),
     ("field-wrong-unit", _set(["magnetic", "external_field"], ["1 A", "0 T", "0 T"]), "magnetic.external_field[0]"),
     ("bad-layer-name", _set(["geometry", "layers", 2, "name"], "bottom ito"), "geometry.layers[2].name"),
-    ("zero-radius", _set(["geometry", "layers", 4, "pattern"], {"unit": "mm", "circle": {"centre": [25, 10], "radius": 0}}),
+    ("zero-radius", _set(["geometry", "layers", 4, "pattern"],
+                         {"unit": "mm", "circle": {"centre": [25, 10], "radius": 0}}),
      "geometry.layers[4].pattern.include[0].circle.radius: must be > 0"),
     ("from-equals-to", _set(["drives", 0, "to"], "left"), "drives[0]"),
     ("section-off-plate", _set(["mesh", "section_y"], "30 mm"), "mesh.section_y"),
@@ -92,10 +102,13 @@ MALFORMED = [
     ("zero-current", _set(["drives", 0, "current"], "0 A"), "drives[0]"),
     ("nan-external-field", _set(["magnetic", "external_field"], ["nan T", "0 T", "0 T"]),
      "magnetic.external_field[0]: must be a finite number"),
-    ("overflowing-length", _set(["geometry", "plate", "length"], "1e400 m"), "geometry.plate.length: must be a finite number"),
-    ("infinite-bare-number", _set(["geometry", "layers", 4, "pattern"], {"unit": "mm", "rectangle": [[3, 0], [float("inf"), 20]]}),
+    ("overflowing-length", _set(["geometry", "plate", "length"], "1e400 m"),
+     "geometry.plate.length: must be a finite number"),
+    ("infinite-bare-number", _set(["geometry", "layers", 4, "pattern"],
+                                  {"unit": "mm", "rectangle": [[3, 0], [float("inf"), 20]]}),
      "geometry.layers[4].pattern.include[0].rectangle[1][0]: must be a finite number"),
-    ("micron-cells", _set(["mesh", "cell_size"], "1 um"), "mesh.cell_size: 1e-06 m makes a 3D stack mesh of about 8e+09 cells"),
+    ("micron-cells", _set(["mesh", "cell_size"], "1 um"),
+     "mesh.cell_size: 1e-06 m makes a 3D stack mesh of about 8e+09 cells"),
 ]
 
 
@@ -169,7 +182,7 @@ def test_units_to_si():
 
 def test_resolved_case_round_trips(tmp_path):
     """The resolved case (SI with units, 12 digits) reloads to the same resolved case."""
-    from femion.config.schema import dump_case
+    from femion.config import dump_case
 
     case = load_case(CASES / "strip_drive.yaml")
     p = tmp_path / "resolved.yaml"
@@ -193,17 +206,20 @@ def _text(tmp_path, text, name="case.yaml"):
 
 STRIP_TEXT = (CASES / "strip_drive.yaml").read_text()
 BOMB = "\n".join(["quick:", "  a: &a [x, x, x, x, x, x, x, x, x, x]"]
-                 + [f"  {c}: &{c} [" + ", ".join([f"*{p}"] * 10) + "]" for p, c in zip("abcdefgh", "bcdefghi")])
+                 + [f"  {c}: &{c} [" + ", ".join([f"*{p}"] * 10) + "]"
+                    for p, c in zip("abcdefgh", "bcdefghi", strict=True)])
 
 # (id, case file text, text the one-line error must contain)
 BAD_TEXT = [
     ("duplicate-top-key", STRIP_TEXT + "\nname: other\n", "name: duplicate key (lines 9 and 42)"),
-    ("duplicate-nested-key", STRIP_TEXT.replace("{length: 50 mm, width: 20 mm}", "{length: 50 mm, width: 20 mm, length: 40 mm}"),
+    ("duplicate-nested-key",
+     STRIP_TEXT.replace("{length: 50 mm, width: 20 mm}", "{length: 50 mm, width: 20 mm, length: 40 mm}"),
      "geometry.plate.length: duplicate key"),
     ("anchor-bomb-under-quick", STRIP_TEXT + "\n" + BOMB + "\n", "quick.f: expands to 1111111 values"),
     ("recursive-alias", STRIP_TEXT + "\nquick: &q {a: *q}\n", "quick.a: a YAML alias used inside its own anchor"),
     ("deep-nesting", STRIP_TEXT + "\ndescription: " + "[" * 500 + "]" * 500 + "\n", "case.yaml: nests deeper than"),
-    ("not-utf8", STRIP_TEXT.encode() + "description: caf\xe9\n".encode("latin-1"), "case.yaml: not UTF-8 text (byte 0xe9 at line 41)"),
+    ("not-utf8", STRIP_TEXT.encode() + "description: caf\xe9\n".encode("latin-1"),
+     "case.yaml: not UTF-8 text (byte 0xe9 at line 41)"),
 ]
 
 
@@ -239,10 +255,12 @@ def test_limits_cells_refuses_and_can_be_raised(tmp_path, capsys):
 def test_validate_checks_quick_and_variants_like_run(tmp_path, capsys):
     """validate loads what run loads: errors inside quick and variants name their full key; --quick needs a block."""
     sweep = (CASES / "fig5ab_current_sweep.yaml").read_text()
-    bad = _text(tmp_path, sweep.replace('I_50mA: {"drives[0].current": 0.05 A}', 'I_50mA: {"drives[0].current": 0.05 V}'))
+    bad = _text(tmp_path, sweep.replace('I_50mA: {"drives[0].current": 0.05 A}',
+                                        'I_50mA: {"drives[0].current": 0.05 V}'))
     for argv in ([bad], [bad, "--variant", "I_50mA"]):
         rc, err = _cli(capsys, "validate", *argv)
-        assert rc == 2 and len(err) == 1 and "variants.I_50mA.drives[0].current: '0.05 V' is not a current" in err[0], err
+        assert rc == 2 and len(err) == 1, err
+        assert "variants.I_50mA.drives[0].current: '0.05 V' is not a current" in err[0], err
     bad = _text(tmp_path, sweep.replace("mesh.cell_size: 1 mm", "mesh.cell_size: -1 mm"), "quick.yaml")
     assert _cli(capsys, "validate", bad)[0] == 0  # run without --quick does not load the quick block either
     rc, err = _cli(capsys, "validate", bad, "--quick")

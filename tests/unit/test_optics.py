@@ -112,9 +112,10 @@ def test_optics_of_a_transport_run(tmp_path):
             assert 0.0 < float(row[key]) <= T0
     assert len(info["monitors"]["L"]) == 3
     # darker where θ is larger: the monitor holding more Li has the lower transmittance, every time
-    for t, row in zip(res.times, rows):
+    for t, row in zip(res.times, rows, strict=True):
         xy, theta = res.film_filling(t)
-        th = optics.monitor_means(xy, theta, {"L": box(0.004, 0.005, 0.010, 0.015), "R": box(0.040, 0.005, 0.046, 0.015)})
+        th = optics.monitor_means(xy, theta, {"L": box(0.004, 0.005, 0.010, 0.015),
+                                              "R": box(0.040, 0.005, 0.046, 0.015)})
         if abs(th["L"] - th["R"]) > 1e-6:
             assert (float(row["T_L"]) < float(row["T_R"])) == (th["L"] > th["R"])
     assert float(rows[-1]["T_L"]) != pytest.approx(float(rows[-1]["T_R"]), rel=1e-3)  # the drive did separate them

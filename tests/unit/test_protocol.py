@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 import yaml
 
-from femion import cli
 import femion.protocol as protocol
-from femion.config.schema import CaseError, parse_stage, validate_case
+from femion import cli
+from femion.config import CaseError, parse_stage, validate_case
 
 from ..conftest import CASES
 
@@ -42,7 +43,8 @@ def test_one_line_stages(line, expected):
 
 
 def test_repeat_expands_and_times_add_up():
-    case = with_protocol(["inject 3 V for 1 min", "repeat 3: drive 0.2 A through bottom_ito for 2 min; reverse for 2 min",
+    case = with_protocol(["inject 3 V for 1 min",
+                          "repeat 3: drive 0.2 A through bottom_ito for 2 min; reverse for 2 min",
                           {"repeat": 1, "stages": ["relax for 10 min"]}])
     plan = protocol.plan_protocol(case, {"bottom_ito": (0.2, 4.0)})
     assert [p.action for p in plan] == ["inject"] + ["drive", "reverse"] * 3 + ["relax"]
@@ -75,7 +77,7 @@ def test_ramp_limits_each_jump():
     path = protocol.ramp(a, b, {"bottom_ito": 4.0}, 0.25)
     assert len(path) == 32 and path[-1] == b
     scales = [a.scale] + [c.scale for c in path]
-    assert max(abs(x - y) * 4.0 for x, y in zip(scales, scales[1:])) <= 0.25 + 1e-12
+    assert max(abs(x - y) * 4.0 for x, y in itertools.pairwise(scales)) <= 0.25 + 1e-12
     inject = protocol.Controls(inject_voltage=3.0)
     path = protocol.ramp(inject, a, {"bottom_ito": 4.0}, 0.5)
     assert path[0].inject_voltage == pytest.approx(2.5) and path[-1] == a
@@ -111,7 +113,7 @@ def test_bad_protocol_one_line_error(tmp_path, capsys, stages, expected):
 def test_inject_needs_top_electrode():
     raw = copy.deepcopy(BASE)
     del raw["transport"]["top_electrode"]
-    with pytest.raises(CaseError, match="inject needs transport.top_electrode"):
+    with pytest.raises(CaseError, match=r"inject needs transport\.top_electrode"):
         validate_case(raw)
 
 

@@ -7,9 +7,10 @@ import pytest
 from scipy.constants import mu_0
 from shapely.geometry import Point
 
+from femion.config import load_case
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
-from femion.config.schema import load_case
+from femion.geometry.spec import two_track_pattern
 from femion.magnetic.biot_savart import magnetic_flux_density
 from femion.run.sheets import solve_conductors
 
@@ -55,14 +56,14 @@ def test_strip_current_reverses_and_voltage_control(comm):
 @pytest.mark.mpi
 def test_two_track_current_conserved_across_cuts(comm):
     """The drive current crosses every cut of the "2" track (arc-length cuts) within 0.1 %."""
-    case, _, (sol,) = solve("two_track_drive", comm, "mesh.cell_size=0.5 mm")
-    track = geometry.two_track_pattern(0.05, 0.02, 3e-3, margin=2e-3)
+    _, _, (sol,) = solve("two_track_drive", comm, "mesh.cell_size=0.5 mm")
+    track = two_track_pattern(0.05, 0.02, 3e-3, margin=2e-3)
     line = track.centreline
     for frac in (0.15, 0.35, 0.5, 0.65, 0.85):
         s_cut = frac * line.length
 
         def downstream(x, s_cut=s_cut):
-            return np.array([line.project(Point(px, py)) > s_cut for px, py in zip(x[0], x[1])])
+            return np.array([line.project(Point(px, py)) > s_cut for px, py in zip(x[0], x[1], strict=True)])
 
         assert sol.current_into(downstream) == pytest.approx(0.02, rel=1e-3), frac
 
@@ -83,11 +84,11 @@ def test_two_track_resistance_converges(comm):
 @pytest.mark.mpi
 def test_B_over_two_track_is_perpendicular_to_current(comm):
     """0.6 µm above the "2" track, B_t = (µ0/2) K × ẑ: perpendicular to the local current, within 2 %."""
-    case, _, (sol,) = solve("two_track_drive", comm, "mesh.cell_size=0.5 mm")
+    _, _, (sol,) = solve("two_track_drive", comm, "mesh.cell_size=0.5 mm")
     panels = sol.panels()
     centroids = panels.vertices.mean(axis=1)
-    track = geometry.two_track_pattern(0.05, 0.02, 3e-3, margin=2e-3).polygon
-    pads = geometry.two_track_pattern(0.05, 0.02, 3e-3, margin=2e-3)
+    track = two_track_pattern(0.05, 0.02, 3e-3, margin=2e-3).polygon
+    pads = two_track_pattern(0.05, 0.02, 3e-3, margin=2e-3)
     inner = track.buffer(-0.75e-3).difference(pads.start_pad.buffer(1e-3)).difference(pads.end_pad.buffer(1e-3))
     keep = plan.points_in(inner, centroids[:, 0], centroids[:, 1], 0.0)
     # keep well inside, away from the pads, where the current is along the track

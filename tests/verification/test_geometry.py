@@ -1,4 +1,4 @@
-"""Tests of femion.geometry.mesh: plan fragments, plan/stack/section meshes, the "2" track."""
+"""Tests of femion.geometry: plan fragments, plan/stack/section meshes, the "2" track."""
 
 from __future__ import annotations
 
@@ -7,17 +7,8 @@ import pytest
 from shapely.geometry import Point, box
 
 from femion._dolfinx import MPI, dolfinx, ufl
-from femion.geometry.mesh import (
-    GeometryError,
-    LayerSpec,
-    StackSpec,
-    build_plan_mesh,
-    build_section_mesh,
-    build_stack_mesh,
-    layer_z,
-    plan_fragments,
-    two_track_pattern,
-)
+from femion.geometry.mesh import build_plan_mesh, build_section_mesh, build_stack_mesh, plan_fragments
+from femion.geometry.spec import GeometryError, LayerSpec, StackSpec, layer_z, two_track_pattern
 
 MM = 1e-3
 LX, LY = 50 * MM, 20 * MM
@@ -41,10 +32,10 @@ def _integral(mesh, measure):
     return mesh.comm.allreduce(local, op=MPI.SUM)
 
 
-def _cells_area(pm, name):
-    """Global area of the plan cells named `name` (owned cells counted once)."""
+def _cells_area(pm, name, cells=None):
+    """Global area of the plan cells named `name` (or of local `cells`; owned cells counted once)."""
     tdim = pm.mesh.topology.dim
-    cells = pm.cells(name)
+    cells = pm.cells(name) if cells is None else cells
     tags = dolfinx.mesh.meshtags(pm.mesh, tdim, cells, np.ones(len(cells), dtype=np.int32))
     return _integral(pm.mesh, ufl.Measure("dx", domain=pm.mesh, subdomain_data=tags)(1))
 
@@ -65,7 +56,7 @@ def _strip_spec(coverage=None, cell=2 * MM, regions=None):
 
 
 def test_strip_volumes_and_interfaces():
-    """Full-layer strip: each layer's volume is thickness x plate area, oxide|electrolyte is the plate, plan is quads."""
+    """Full-layer strip: each layer's volume is thickness x plate area, oxide|electrolyte is the plate, all quads."""
     spec = _strip_spec()
     pm = build_plan_mesh(spec, MPI.COMM_WORLD)
     assert pm.mesh.topology.cell_type == dolfinx.mesh.CellType.quadrilateral
@@ -80,7 +71,10 @@ def test_strip_volumes_and_interfaces():
     assert abs(_facet_area(sm, "bottom", interior=False) - LX * LY) < 1e-10 * LX * LY
     z = layer_z(spec)
     assert z["glass"] == (0.0, 1.1 * MM) and sm.layer_z == z
-    assert np.isclose(max(sm.mesh.geometry.x[:, 2]), z["top_glass"][1]) or sm.mesh.geometry.x.size == 0
+    # the stack's top is the top glass's top surface (the highest node over all ranks)
+    x = sm.mesh.geometry.x
+    top = sm.mesh.comm.allreduce(x[:, 2].max() if len(x) else -np.inf, op=MPI.MAX)
+    assert top == pytest.approx(z["top_glass"][1], rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -149,8 +143,11 @@ def test_two_track():
     area = _cells_area(pm, "bottom_ito")
     assert abs(area - poly.area) < 1e-8 * poly.area
     assert abs(_cells_area(pm, "c_end") - tt.end_pad.area) < 1e-8 * tt.end_pad.area
-    both = set(pm.cells("c_end")) & set(pm.cells("bottom_ito"))
-    assert len(both) > 0 or pm.mesh.comm.size > 1
+    # the end pad is meshed where it overlaps the track: those cells have the overlap's area (> 0.7 tw²)
+    both = np.intersect1d(pm.cells("c_end"), pm.cells("bottom_ito"))
+    overlap = pm.layout.shapes["c_end"].intersection(pm.layout.shapes["bottom_ito"]).area
+    assert overlap > 0.7 * tw * tw
+    assert abs(_cells_area(pm, "c_end", both) - overlap) < 1e-8 * overlap
 
 
 def test_invalid_inputs():
@@ -173,27 +170,43 @@ def test_invalid_inputs():
     assert "edge" not in layout.shapes and len(layout.fragments) == 1
 
 
-@pytest.mark.mpi
-def test_parallel_volumes_match_serial():
-    """Global layer volumes and interface areas are identical on COMM_WORLD and on one rank."""
-    cell = 2 * MM
+def _patterned_spec(cell):
+    """The strip stack with a "2" track under a round electrolyte patch, and the track's two pads."""
     tt = two_track_pattern(LX, LY, 3 * MM, cell_size=cell)
     cov = Point(25 * MM, 10 * MM).buffer(6 * MM, quad_segs=16)
-    spec = StackSpec(LX, LY, _layers(cov, tt.polygon), {"c_start": tt.start_pad, "c_end": tt.end_pad}, cell)
-    results = []
-    for comm in (MPI.COMM_WORLD, MPI.COMM_SELF):
-        sm = build_stack_mesh(spec, comm)
-        vols = {n: _volume(sm, n) for n in sm.names if n in [l.name for l in spec.layers] or n.endswith("_absent")}
-        areas = {n: _facet_area(sm, n) for n in sm.names if "|" in n}
-        pm = build_plan_mesh(spec, comm)
-        plan = {n: _cells_area(pm, n) for n in ("bottom_ito", "electrolyte", "c_start", "c_end")}
-        results.append((vols, areas, plan))
-    (v1, a1, p1), (v2, a2, p2) = results
+    return StackSpec(LX, LY, _layers(cov, tt.polygon), {"c_start": tt.start_pad, "c_end": tt.end_pad}, cell)
+
+
+def _measures(spec, comm):
+    """Global layer volumes, interface areas and plan areas of the stack and plan meshes built on ``comm``."""
+    sm = build_stack_mesh(spec, comm)
+    layers = {layer.name for layer in spec.layers}
+    vols = {n: _volume(sm, n) for n in sm.names if n in layers or n.endswith("_absent")}
+    areas = {n: _facet_area(sm, n) for n in sm.names if "|" in n}
+    pm = build_plan_mesh(spec, comm)
+    plan = {n: _cells_area(pm, n) for n in ("bottom_ito", "electrolyte", "c_start", "c_end")}
+    return vols, areas, plan
+
+
+@pytest.mark.mpi
+def test_parallel_volumes_match_serial():
+    """Global layer volumes and interface areas on 2 ranks equal those on one rank to 1e-12."""
+    if MPI.COMM_WORLD.size == 1:
+        pytest.skip("compares COMM_WORLD with one rank: run under mpiexec -n 2 (./dev.sh test does)")
+    spec = _patterned_spec(2 * MM)
+    (v1, a1, p1), (v2, a2, p2) = _measures(spec, MPI.COMM_WORLD), _measures(spec, MPI.COMM_SELF)
     assert v1.keys() == v2.keys() and a1.keys() == a2.keys()
     for d1, d2 in ((v1, v2), (a1, a2), (p1, p2)):
         for k in d1:
             assert abs(d1[k] - d2[k]) <= 1e-12 * abs(d2[k]), k
-    assert abs(a1["oxide|electrolyte"] - p1["electrolyte"]) < 1e-10 * p1["electrolyte"]
-    bad = StackSpec(LX, LY, _layers(box(60 * MM, 0, 70 * MM, 5 * MM)), {}, cell)
+
+
+@pytest.mark.mpi
+def test_patterned_stack_interface_is_the_coverage():
+    """On any number of ranks, oxide|electrolyte of the patterned stack has the electrolyte's plan area
+    (1e-10), and a pattern off the plate raises GeometryError on every rank (no deadlock)."""
+    _, areas, plan = _measures(_patterned_spec(2 * MM), MPI.COMM_WORLD)
+    assert abs(areas["oxide|electrolyte"] - plan["electrolyte"]) < 1e-10 * plan["electrolyte"]
+    bad = StackSpec(LX, LY, _layers(box(60 * MM, 0, 70 * MM, 5 * MM)), {}, 2 * MM)
     with pytest.raises(GeometryError, match="electrolyte"):
         build_stack_mesh(bad, MPI.COMM_WORLD)  # raised on every rank, no deadlock

@@ -227,8 +227,8 @@ def ring_track(A=40e-3, H=30e-3, w=6e-3, h=1e-3, current=I0):
                 verts.append(tri)
                 Ks.append(Kc)
     # mixed nv not allowed in one sheet: return quads and triangles as two sheets
-    q = [(v, k) for v, k in zip(verts, Ks) if v.shape[0] == 4]
-    t = [(v, k) for v, k in zip(verts, Ks) if v.shape[0] == 3]
+    q = [(v, k) for v, k in zip(verts, Ks, strict=True) if v.shape[0] == 4]
+    t = [(v, k) for v, k in zip(verts, Ks, strict=True) if v.shape[0] == 3]
     return [SheetCurrent(np.array([a for a, _ in q]), np.array([b for _, b in q]), 0.0),
             SheetCurrent(np.array([a for a, _ in t]), np.array([b for _, b in t]), 0.0)]
 
@@ -237,7 +237,7 @@ def _edge_fluxes(sheets):
     """Net outward flux of K through each edge (keyed by edge midpoint), summed over panels."""
     flux = {}
     for s in sheets:
-        for v, K in zip(s.vertices, s.sheet_current):
+        for v, K in zip(s.vertices, s.sheet_current, strict=True):
             a2 = np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1])
             vv = v if a2 > 0 else v[::-1]
             for i in range(len(vv)):

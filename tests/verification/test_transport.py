@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.constants import R as GAS, physical_constants
+from scipy.constants import R as GAS
+from scipy.constants import physical_constants
 
 from femion._dolfinx import MPI, dolfinx, ufl
-from femion.transport.stepping import StepControl, StepFailure, Stepper
 from femion.transport.problem import (
     ElectrolyteModel,
     Ion,
@@ -17,6 +17,7 @@ from femion.transport.problem import (
     TransportDomain,
     TransportProblem,
 )
+from femion.transport.stepping import StepControl, StepFailure, Stepper
 
 FARADAY = physical_constants["Faraday constant"][0]
 T = 298.15
@@ -166,7 +167,7 @@ def test_manufactured_solution_convergence(comm, exchange):
 
 # --------------------------------------------------------------- physical checks
 
-WO3_LIKE = dict(c_max=1.3e4, thickness=0.5e-6)
+WO3_LIKE = {"c_max": 1.3e4, "thickness": 0.5e-6}
 
 
 def closed_cell(comm, nx=20, drive=0.1, i0=1.0, order=2):
@@ -537,7 +538,7 @@ def test_oxide_without_conductor_beneath_stays_nearly_floating(comm):
         xs = ufl.SpatialCoordinate(dom.mesh)
         far = ufl.conditional(ufl.gt(xs[0], 0.625 * L), 1.0, 0.0)
 
-        def amount():
+        def amount(p=p, far=far):
             return p.integrate(p.oxide.c_max * p.theta_expr(p.u["w"]) * far, "oxide", mass=True)
 
         f0 = amount()
