@@ -28,6 +28,9 @@ from pydantic import (
 )
 
 from femion.laws import materials
+from femion.laws.host import DIFFUSIVITY_LAWS, MODELS as HOST_MODELS
+from femion.laws.kinetics import LAWS as RATE_LAWS
+from femion.laws.lorentz import STEP_LAWS
 from femion.config.units import format_si, to_si
 
 # ---------------------------------------------------------------- quantities
@@ -324,7 +327,7 @@ class HostSpec(_Model):
     """Open-circuit potential of the host: U(θ) = U0 − μ(θ)/(zF) (femion.laws.host); U0 defaults to the
     oxide material's ``standard_potential``."""
 
-    model: Literal["ideal", "regular_solution", "tabulated"] = "ideal"
+    model: Literal[HOST_MODELS] = "ideal"
     standard_potential: Voltage | None = None  # default: the oxide material's
     interaction: MolarEnergy = 0.0
     table: list[tuple[Fraction, Voltage]] | None = None
@@ -345,7 +348,7 @@ class HostSpec(_Model):
 class OxideTransport(_Model):
     initial_filling: Fraction = 0.3
     diffusivity: Diffusivity = 1e-14
-    diffusivity_law: Literal["constant", "lattice_gas"] = "constant"
+    diffusivity_law: Literal[tuple(DIFFUSIVITY_LAWS)] = "constant"
     max_concentration: Concentration | None = None  # default: from the material library
     host: HostSpec = HostSpec()
     gradient_energy: GradientEnergy = 0.0  # Cahn–Hilliard κ, e.g. '1e-12 J*m^2/mol'
@@ -360,7 +363,7 @@ class ElectrolyteTransport(_Model):
 
 
 class KineticsSpec(_Model):
-    law: Literal["butler_volmer", "marcus", "mhc"] = "butler_volmer"
+    law: Literal[tuple(RATE_LAWS)] = "butler_volmer"
     exchange_current_density: CurrentDensity = 1.0
     alpha_a: Fraction = 0.5
     alpha_c: Fraction = 0.5
@@ -400,7 +403,7 @@ class LorentzSpec(_Model):
     switched by ``transport.mechanism.lorentz_closure``)."""
 
     bulk: bool = False
-    step_law: Literal["constant", "proportional", "saturating"] = "constant"
+    step_law: Literal[tuple(STEP_LAWS)] = "constant"
     step_length: NonnegativeLength = 0.0  # constant λ0, or λ_max for 'saturating'
     step_length_per_tesla: LengthPerTesla = 0.0  # 'proportional'
     half_field: PositiveFluxDensity | None = None  # 'saturating'
@@ -712,9 +715,8 @@ class Case(_Model):
         if self.transport.mechanism.lorentz_closure and self.transport.lorentz.step_law == "saturating":
             self.transport.lorentz.step_params()
         if self.transport.electrolyte.model == "poisson":
-            from scipy.constants import R, epsilon_0, physical_constants
+            from femion.constants import FARADAY as F, GAS_CONSTANT as R, VACUUM_PERMITTIVITY as epsilon_0
 
-            F = physical_constants["Faraday constant"][0]
             eps_r = self.transport.electrolyte.relative_permittivity or 65.0
             strength = sum(ion.valence**2 * ion.concentration for ion in ions)
             debye = (epsilon_0 * eps_r * R * self.transport.temperature / (F**2 * strength)) ** 0.5
