@@ -26,7 +26,6 @@ import numpy as np
 import scipy.special
 from scipy import integrate
 
-from femion.constants import BOLTZMANN as K_B  # J/K
 from femion.constants import FARADAY as F  # C/mol
 from femion.constants import GAS_CONSTANT as R  # J/(mol K)
 from femion.laws.registry import Law, choose, registry
