@@ -18,63 +18,62 @@ import numpy as np
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
 
 
-def _corner_dofs(V, mesh_, gdim, comm):
-    """The dofs of V at the smallest-coordinate corner of ``mesh_`` (over all ranks)."""
-    corner = [comm.allreduce(float(mesh_.geometry.x[:, i].min(initial=np.inf)), op=MPI.MIN) for i in range(gdim)]
-    return dolfinx.fem.locate_dofs_geometrical(V, lambda x, c=corner: np.all(
-        [np.isclose(x[i], c[i], rtol=0, atol=1e-9 * (1 + abs(c[i]))) for i in range(len(c))], axis=0))
-
-
 class Constraints:
     """All Dirichlet conditions, which ones are active, and the NonlinearProblem of that set."""
 
     def __init__(self, fields, meshes: dict, gdim: int, comm, *, electron_contacts: Sequence[tuple[Callable, float]],
                  dirichlet: dict | None, no_exchange: bool, has_top: bool):
-        spaces, u = fields.spaces, fields.u
-        bcs = []
-        self.bc_field = []  # (bc, name of the field it holds)
+        self.spaces, self.meshes, self.gdim, self.comm = fields.spaces, meshes, gdim, comm
+        self.bc_field = []  # (bc, name of the field it holds), in the order they are applied
         #: contact potentials (V) as Constants, so a protocol can scale or reverse the drive
         self.contact_potentials = []
         for locate, value in electron_contacts:
-            dofs = dolfinx.fem.locate_dofs_geometrical(spaces["phi_e"], locate)
             value_c = dolfinx.fem.Constant(meshes["phi_e"], PETSc.ScalarType(value))
             self.contact_potentials.append(value_c)
-            bcs.append(dolfinx.fem.dirichletbc(value_c, dofs, spaces["phi_e"]))
-            self.bc_field.append((bcs[-1], "phi_e"))
+            dofs = dolfinx.fem.locate_dofs_geometrical(self.spaces["phi_e"], locate)
+            self.bc_field.append((dolfinx.fem.dirichletbc(value_c, dofs, self.spaces["phi_e"]), "phi_e"))
+        self.contact_bcs = [bc for bc, _ in self.bc_field]
         self.dirichlet_funcs = []
         for name, (locate, func) in (dirichlet or {}).items():
-            V = spaces[name]
-            g = dolfinx.fem.Function(V)
-            dofs = dolfinx.fem.locate_dofs_geometrical(V, locate)
-            bcs.append(dolfinx.fem.dirichletbc(g, dofs))
+            g = dolfinx.fem.Function(self.spaces[name])
+            dofs = dolfinx.fem.locate_dofs_geometrical(self.spaces[name], locate)
+            self.bc_field.append((dolfinx.fem.dirichletbc(g, dofs), name))
             self.dirichlet_funcs.append((g, func))
-            self.bc_field.append((bcs[-1], name))
-        # Without any exchange the potentials have no reference: pin each at one node.
-        held = {name for _, name in self.bc_field}
         if no_exchange:
-            for name in ("psi", "phi_e"):
-                if name in held or (name == "psi" and has_top):
-                    continue
-                if name == "phi_e":  # no exchange: φ_e is meaningless, and may be uncoupled column by column
-                    dofs = np.arange(spaces[name].dofmap.index_map.size_local
-                                     + spaces[name].dofmap.index_map.num_ghosts, dtype=np.int32)
-                else:
-                    dofs = _corner_dofs(spaces[name], meshes[name], gdim, comm)
-                value = float(u[name].x.array[0]) if u[name].x.array.size else 0.0
-                value = comm.bcast(value, root=0)
-                bcs.append(dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, spaces[name]))
-                self.bc_field.append((bcs[-1], name))
-        self.bcs = bcs
-        self.contact_bcs = [bc for bc, _ in self.bc_field[:len(self.contact_potentials)]]
+            self._reference_potentials(fields.u, has_top)
+        self.bcs = [bc for bc, _ in self.bc_field]
         # Once the electrolyte is removed nothing ties ψ (and, with the contacts open, φ_e) to a
         # level: each is then held at one node at the value it had (see select).
         self.pins = {}
         for name in ("psi", "phi_e"):
-            g = dolfinx.fem.Function(spaces[name])
-            self.pins[name] = (dolfinx.fem.dirichletbc(g, _corner_dofs(spaces[name], meshes[name], gdim, comm)), g)
+            g = dolfinx.fem.Function(self.spaces[name])
+            self.pins[name] = (dolfinx.fem.dirichletbc(g, self._corner_dofs(name)), g)
         self.contacts_connected = (True,) * len(self.contact_bcs)
         self._problems = {}
         self.problem, self.active_bcs = None, []
+
+    def _corner_dofs(self, name: str):
+        """The dofs of field ``name`` at the smallest-coordinate corner of its mesh (over all ranks)."""
+        x = self.meshes[name].geometry.x
+        corner = [self.comm.allreduce(float(x[:, i].min(initial=np.inf)), op=MPI.MIN) for i in range(self.gdim)]
+        return dolfinx.fem.locate_dofs_geometrical(self.spaces[name], lambda x, c=corner: np.all(
+            [np.isclose(x[i], c[i], rtol=0, atol=1e-9 * (1 + abs(c[i]))) for i in range(len(c))], axis=0))
+
+    def _reference_potentials(self, u: dict, has_top: bool) -> None:
+        """Without any exchange the potentials have no reference: pin each at one node (at its
+        present value) unless a condition already holds it."""
+        held = {name for _, name in self.bc_field}
+        for name in ("psi", "phi_e"):
+            if name in held or (name == "psi" and has_top):
+                continue
+            V = self.spaces[name]
+            if name == "phi_e":  # no exchange: φ_e is meaningless, and may be uncoupled column by column
+                dofs = np.arange(V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts, dtype=np.int32)
+            else:
+                dofs = self._corner_dofs(name)
+            value = float(u[name].x.array[0]) if u[name].x.array.size else 0.0
+            value = self.comm.bcast(value, root=0)
+            self.bc_field.append((dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, V), name))
 
     def select(self, u: dict, exchange: bool, top: bool, build: Callable) -> None:
         """Make the problem whose Dirichlet set matches the contacts' state (``self.contacts_connected``),

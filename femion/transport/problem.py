@@ -26,7 +26,13 @@ from femion.transport.newton import BoundedNewton, TransportSolveError  # noqa: 
 
 
 class TransportProblem:
-    """The coupled nonlinear problem for one time step (see module doc)."""
+    """The coupled nonlinear problem for one time step (see module doc).
+
+    ``temperature``: K, a number or a dolfinx Constant on ``domain.mesh`` (then shared with the
+    laws that take it, e.g. the host's U(θ)); ``electron_contacts``: [(locate(x), V)];
+    ``dirichlet``: {field: (locate(x), value(x, t))}; ``sources``: manufactured sources, a dict of
+    UFL or (x, t) → dict (terms.manufactured_sources); ``magnetic_field``: x → B(x) (T).
+    """
 
     def __init__(
         self,

@@ -26,12 +26,11 @@ RESIDUAL_OCCUPANCY = 1e-9
 @dataclass
 class Exchange:
     """The exchange on Γ: molar flux j into the oxide (mol m⁻² s⁻¹), its prefactor i0 (A/m²), the
-    one-way exit rate r_ox, the overpotential η̃ (in RT/F) and the exchanged ion's valence z."""
+    one-way exit rate r_ox and the exchanged ion's valence z."""
 
     j: object
     i0: object
     r_ox: object
-    eta: object
     z: int
 
 
@@ -69,7 +68,7 @@ def exchange_flux(fields, oxide, electrolyte, kinetics, *, f_RT, T, exchange_on,
     r_red = r_red * (1 - eps / (1 - th_p))
     # exchange switch: 1 with electrolyte on the film, 0 once it is removed (the state is kept)
     j = exchange_on * i0 / (z * FARADAY) * (r_red - r_ox)
-    return Exchange(j, i0, r_ox, eta, z)
+    return Exchange(j, i0, r_ox, z)
 
 
 def oxide_balance(fields, m, oxide, j, dt, xp):
