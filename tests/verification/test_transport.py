@@ -241,6 +241,31 @@ def test_butler_volmer_linear_regime_gives_charge_transfer_resistance(comm):
     assert -eta / i_local == pytest.approx(R_ct, rel=1e-2)
 
 
+def test_temperature_constant_sets_the_charge_transfer_resistance(comm):
+    """T is a Constant in the forms: at 330 K with E_a = 40 kJ/mol, a 1 mV step draws i = η/R_ct with
+    R_ct = RT/(F i0(T)), i0(T) = i0 exp[−(E_a/R)(1/T − 1/T_ref)] (within 1 %), with no rebuild."""
+    from femion.laws.kinetics import arrhenius
+
+    i0, Ea, T_hot = 2.0, 40e3, 330.0
+    L, tox = 1e-3, WO3_LIKE["thickness"]
+    dom = section(comm, 4, 2, 2, length=L, t_ox=tox, h_el=20e-6)
+    oxide = OxideModel(c_max=WO3_LIKE["c_max"], diffusivity=lambda th, xp: 1e-14,
+                       open_circuit_potential=lambda th, xp: ideal_U(th, xp, 3.0), conductance=0.125, thickness=tox)
+    el = ElectrolyteModel([Ion("Li", 1, 2.6e-10, 1000.0), Ion("ClO4", -1, 4e-10, 1000.0)], exchanging="Li")
+    p = TransportProblem(dom, oxide, el, KineticsModel(exchange_current_density=i0, activation_energy=Ea),
+                         electron_contacts=[(lambda x: np.isclose(x[0], 0.0), 0.0)], prefix="hot_")
+    p.u["w"].x.array[:] = 0.0  # θ = 1/2, where U = U0 = 3 V and i0 = i0_ref
+    p.u["u_Li"].x.array[:] = 0.0
+    p.u["psi"].x.array[:] = 0.0
+    eta = 1e-3
+    p.u["phi_e"].x.array[:] = 3.0 + eta
+    for T_now in (T, T_hot):
+        p.temperature.value = T_now
+        i_local = p.integrate(FARADAY * p.j, "interface") / L
+        R_ct = GAS * T_now / (FARADAY * arrhenius(i0, Ea, T_now))
+        assert -eta / i_local == pytest.approx(R_ct, rel=1e-2), T_now
+
+
 def test_binary_electrolyte_relaxes_with_ambipolar_diffusivity(comm):
     """A cosine of LiClO4 along x decays with D_amb = 2D₊D₋/(D₊+D₋) (within 1 %), no exchange."""
     L = 1e-4
