@@ -25,6 +25,10 @@ from pydantic import (
 from femion.config.checks import check_case
 from femion.config.units import format_si, to_si
 from femion.laws import materials
+from femion.laws.host import DIFFUSIVITY_LAWS
+from femion.laws.host import MODELS as HOST_MODELS
+from femion.laws.kinetics import LAWS as RATE_LAWS
+from femion.laws.lorentz import STEP_LAWS
 from femion.protocol.actions import ACTION_NAMES, ACTIONS, parse_stage
 
 # ---------------------------------------------------------------- quantities
@@ -334,7 +338,7 @@ class HostSpec(_Model):
     """Open-circuit potential of the host: U(θ) = U0 − μ(θ)/(zF) (femion.laws.host); U0 defaults to the
     oxide material's ``standard_potential``."""
 
-    model: Literal["ideal", "regular_solution", "tabulated"] = "ideal"
+    model: Literal[HOST_MODELS] = "ideal"  # type: ignore[valid-type]  # the registry's names
     standard_potential: Voltage | None = None  # default: the oxide material's
     interaction: MolarEnergy = 0.0
     table: list[tuple[Fraction, Voltage]] | None = None
@@ -355,7 +359,7 @@ class HostSpec(_Model):
 class OxideTransport(_Model):
     initial_filling: Fraction = 0.3
     diffusivity: Diffusivity = 1e-14
-    diffusivity_law: Literal["constant", "lattice_gas"] = "constant"
+    diffusivity_law: Literal[tuple(DIFFUSIVITY_LAWS)] = "constant"  # type: ignore[valid-type]  # the registry's names
     max_concentration: Concentration | None = None  # default: from the material library
     host: HostSpec = HostSpec()
     gradient_energy: GradientEnergy = 0.0  # Cahn–Hilliard κ, e.g. '1e-12 J*m^2/mol'
@@ -370,7 +374,7 @@ class ElectrolyteTransport(_Model):
 
 
 class KineticsSpec(_Model):
-    law: Literal["butler_volmer", "marcus", "mhc"] = "butler_volmer"
+    law: Literal[tuple(RATE_LAWS)] = "butler_volmer"  # type: ignore[valid-type]  # the registry's names
     exchange_current_density: CurrentDensity = 1.0
     alpha_a: Fraction = 0.5
     alpha_c: Fraction = 0.5
@@ -410,7 +414,7 @@ class LorentzSpec(_Model):
     switched by ``transport.mechanism.lorentz_closure``)."""
 
     bulk: bool = False
-    step_law: Literal["constant", "proportional", "saturating"] = "constant"
+    step_law: Literal[tuple(STEP_LAWS)] = "constant"  # type: ignore[valid-type]  # the registry's names
     step_length: NonnegativeLength = 0.0  # constant λ0, or λ_max for 'saturating'
     step_length_per_tesla: LengthPerTesla = 0.0  # 'proportional'
     half_field: PositiveFluxDensity | None = None  # 'saturating'

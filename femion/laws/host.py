@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from femion.laws.kinetics import NUMPY, F, R, choose
+from femion.constants import FARADAY as F
+from femion.constants import GAS_CONSTANT as R
+from femion.laws.kinetics import NUMPY
+from femion.laws.registry import Law, choose, registry
 
 __all__ = [
     "DIFFUSIVITY_LAWS",
@@ -82,19 +85,21 @@ class HostThermodynamics:
     """μ(θ), U(θ) and chemical capacitance of the oxide.
 
     model: one of :data:`MODELS`; U0: potential at μ = 0 (V; θ = 0.5 for ideal and
-    regular solution); T: temperature (K); omega: regular-solution Ω (J/mol);
-    table: (theta_points, U_points) for ``tabulated`` (U0 then only offsets μ); valence: z of
-    the inserted ion (each takes z electrons from the host).
+    regular solution); T: temperature (K), a number or a uniform UFL value with a ``value``
+    (a dolfinx Constant: UFL forms then follow it, numpy calls read its value); omega:
+    regular-solution Ω (J/mol); table: (theta_points, U_points) for ``tabulated`` (U0 then only
+    offsets μ); valence: z of the inserted ion (each takes z electrons from the host).
     """
 
-    def __init__(self, model: str, U0: float, T: float, omega: float = 0.0, table=None, valence: int = 1):
+    def __init__(self, model: str, U0: float, T, omega: float = 0.0, table=None, valence: int = 1):
         if model not in MODELS:
             raise ValueError(f"unknown host model {model!r}; allowed: {', '.join(MODELS)}")
-        if T <= 0:
-            raise ValueError(f"temperature must be positive, got T={T}")
         if valence < 1:
             raise ValueError(f"valence of the inserted ion must be a positive integer, got {valence}")
-        self.model, self.U0, self.T, self.omega = model, float(U0), float(T), float(omega)
+        self.model, self.U0, self.omega = model, float(U0), float(omega)
+        self.T = T if hasattr(T, "value") else float(T)
+        if self.temperature(NUMPY) <= 0:
+            raise ValueError(f"temperature must be positive, got T={self.temperature(NUMPY)}")
         self.valence = int(valence)
         self.table = None
         if model == "tabulated":
@@ -104,11 +109,17 @@ class HostThermodynamics:
         elif model == "ideal" and omega != 0.0:
             raise ValueError(f"model 'ideal' takes no omega (got {omega}); use 'regular_solution'")
 
+    def temperature(self, xp=NUMPY):
+        """T (K): the number, or in UFL (``xp`` not numpy) the Constant itself."""
+        if xp is NUMPY and hasattr(self.T, "value"):
+            return float(self.T.value)
+        return self.T
+
     def chemical_potential(self, theta, xp=NUMPY):
         """μ(θ) (J/mol)."""
         if self.model == "tabulated":
             return self.valence * F * (self.U0 - tabulated_potential(theta, *self.table, xp=xp))
-        mu = R * self.T * xp.log(theta / (1.0 - theta))
+        mu = R * self.temperature(xp) * xp.log(theta / (1.0 - theta))
         if self.model == "regular_solution":
             mu = mu + self.omega * (1.0 - 2.0 * theta)
         return mu
@@ -131,7 +142,7 @@ class HostThermodynamics:
             th, U = self.table
             slopes = np.concatenate([[0.0], np.diff(U) / np.diff(th), [0.0]])
             return slopes[np.searchsorted(th, theta, side="right")]
-        dmu = R * self.T / (theta * (1.0 - theta)) - 2.0 * self.omega
+        dmu = R * self.temperature() / (theta * (1.0 - theta)) - 2.0 * self.omega
         return -dmu / (self.valence * F)
 
     def chemical_capacitance_per_volume(self, theta, c_max):
@@ -170,11 +181,12 @@ def thermodynamic_factor(theta, *, xp=NUMPY, D0: float, omega: float, T: float):
     return D0 * (1.0 - 2.0 * omega * theta * (1.0 - theta) / (R * T))
 
 
-DIFFUSIVITY_LAWS = {
-    "constant": constant,
-    "lattice_gas": lattice_gas,
-    "thermodynamic_factor": thermodynamic_factor,
-}
+#: the solid diffusivity laws by name, each with its parameters (D0 in m² s⁻¹, omega in J/mol, T in K)
+DIFFUSIVITY_LAWS = registry(
+    Law("constant", constant, ("D0",)),
+    Law("lattice_gas", lattice_gas, ("D0",)),
+    Law("thermodynamic_factor", thermodynamic_factor, ("D0", "omega", "T")),
+)
 
 
 def diffusivity(law: str, theta, *, xp=NUMPY, **params):

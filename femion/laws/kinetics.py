@@ -24,11 +24,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import scipy.special
-from scipy import constants, integrate
+from scipy import integrate
 
-F = constants.physical_constants["Faraday constant"][0]  # C/mol
-R = constants.R  # J/(mol K)
-K_B = constants.k  # J/K
+from femion.constants import FARADAY as F  # C/mol
+from femion.constants import GAS_CONSTANT as R  # J/(mol K)
+from femion.laws.registry import Law, choose, registry
 
 __all__ = [
     "LAWS",
@@ -39,6 +39,7 @@ __all__ = [
     "butler_volmer",
     "charge_transfer_resistance",
     "exchange_current_density",
+    "exchange_current_density_at",
     "marcus",
     "mhc",
     "mhc_integral",
@@ -208,15 +209,12 @@ def mhc_integral(eta, reorganization: float, *, normalized: bool = False):
     return red.reshape(shape), ox.reshape(shape)
 
 
-LAWS = {"butler_volmer": butler_volmer, "marcus": marcus, "mhc": mhc}
-
-
-def choose(registry: dict, name: str, what: str):
-    """``registry[name]``, or ValueError naming ``what`` and the allowed names (laws chosen by name)."""
-    try:
-        return registry[name]
-    except KeyError:
-        raise ValueError(f"unknown {what} {name!r}; allowed: {', '.join(sorted(registry))}") from None
+#: the rate laws by name, each with its parameters (``reorganization`` = λ/(k_B T), dimensionless)
+LAWS = registry(
+    Law("butler_volmer", butler_volmer, ("alpha_a", "alpha_c")),
+    Law("marcus", marcus, ("reorganization",)),
+    Law("mhc", mhc, ("reorganization",)),
+)
 
 
 def rate(law: str, eta, *, xp=NUMPY, **params):
@@ -236,6 +234,16 @@ def exchange_current_density(k0, c_l, c_s, c_max, alpha_a=0.5, alpha_c=0.5, xp=N
     ``xp`` is accepted for a uniform signature.
     """
     return F * k0 * c_l**alpha_a * (c_max - c_s) ** alpha_a * c_s**alpha_c
+
+
+def exchange_current_density_at(i0_ref, c_l, theta, *, c_ref, theta_ref=0.5, alpha_a=0.5, alpha_c=0.5):
+    """i0 = i0_ref (c_l/c_ref)^α_a ((1 − θ)/(1 − θ_ref))^α_a (θ/θ_ref)^α_c   (A m⁻², units of i0_ref).
+
+    The exchange current density at electrolyte concentration c_l and filling θ from its value
+    i0_ref at (c_ref, θ_ref): :func:`exchange_current_density` with k0 eliminated. c_l, c_ref in
+    mol m⁻³; numbers, arrays or UFL alike.
+    """
+    return i0_ref * (c_l / c_ref) ** alpha_a * ((1 - theta) / (1 - theta_ref)) ** alpha_a * (theta / theta_ref) ** alpha_c
 
 
 def charge_transfer_resistance(i0, T):

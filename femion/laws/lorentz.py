@@ -17,7 +17,10 @@ Vectors are 3-vectors: numpy arrays of shape (..., 3) or UFL vectors; ``xp`` is
 
 from __future__ import annotations
 
-from femion.laws.kinetics import NUMPY, F, R, choose
+from femion.constants import FARADAY as F
+from femion.constants import GAS_CONSTANT as R
+from femion.laws.kinetics import NUMPY
+from femion.laws.registry import Law, choose, registry
 
 __all__ = [
     "STEP_LAWS",
@@ -93,7 +96,12 @@ def saturating(B_magnitude, *, xp=NUMPY, lam_max: float, B_half: float):
     return lam_max * B_magnitude / (B_magnitude + B_half)
 
 
-STEP_LAWS = {"constant": constant, "proportional": proportional, "saturating": saturating}
+#: the closure's step-length laws by name, each with its parameters (lengths in m, fields in T)
+STEP_LAWS = registry(
+    Law("constant", constant, ("lam0",)),
+    Law("proportional", proportional, ("lam_per_tesla",)),
+    Law("saturating", saturating, ("lam_max", "B_half")),
+)
 
 
 def step_length(law: str, B_magnitude, *, xp=NUMPY, **params):

@@ -20,9 +20,8 @@ from typing import Mapping
 
 import numpy as np
 import shapely
-from scipy.constants import physical_constants
 
-FARADAY = physical_constants["Faraday constant"][0]  # C/mol
+from femion.constants import FARADAY  # C/mol
 
 #: RGB of deep-blue LixWO3 (T → 0) and the per-channel exponents of :func:`film_colour`
 #: (red fades first, blue last, so a partly coloured film looks blue, not grey)

@@ -30,8 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.constants import mu_0
 from scipy.spatial import cKDTree
+
+from femion.constants import VACUUM_PERMEABILITY as mu_0
 
 __all__ = [
     "SheetCurrent",

@@ -12,86 +12,29 @@ and scaled with the stage's drive, plus the external field.
 from __future__ import annotations
 
 import numpy as np
-from scipy.constants import Boltzmann
 
-from femion.laws import materials
-from femion.geometry import plan
-from femion.config.schema import Case
-from femion.laws.host import HostThermodynamics
-from femion.laws.kinetics import arrhenius, barrier_equilibrium_shift
 from femion._dolfinx import MPI
+from femion.laws.kinetics import NUMPY
+from femion.config.schema import Case
 from femion.magnetic.biot_savart import SheetCurrent, magnetic_flux_density
-from femion.protocol.stages import Controls, electron_conductor, top_conductor
-from femion.transport.problem import (
-    ElectrolyteModel,
-    Ion,
-    KineticsModel,
-    LorentzModel,
-    OxideModel,
-    TopElectrode,
-    TransportDomain,
-    TransportProblem,
-)
-
-
-def transport_layers(case: Case):
-    """(oxide layer, electrolyte layer, layer above the electrolyte or None, the film's electron
-    conductor: the conductor beneath, the oxide itself when contacts sit on it, or None)."""
-    layers = case.geometry.layers
-    i = next(k for k, layer in enumerate(layers) if layer.kind == "oxide")
-    film = electron_conductor(case)
-    above = layers[i + 2] if i + 2 < len(layers) else None
-    return layers[i], layers[i + 1], above, (case.layer(film) if film is not None else None)
-
-
-def plan_points(case: Case, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Plan (x, y) of mesh points: a 2D section's points lie on y = section_y."""
-    if x.shape[0] == 3 and case.mesh.dimension == 3:
-        return x[0], x[1]
-    return x[0], np.full(x.shape[1], section_y(case))
-
-
-def section_y(case: Case) -> float:
-    return case.mesh.section_y if case.mesh.section_y is not None else case.geometry.plate.width / 2
-
-
-def space_points(case: Case, x: np.ndarray) -> np.ndarray:
-    """(N, 3) points in the device's 3D frame for mesh coordinates x (gdim, N)."""
-    px, py = plan_points(case, x)
-    z = x[2] if case.mesh.dimension == 3 else x[1]
-    return np.column_stack([px, py, z])
-
-
-def exchanging_valence(case: Case) -> int:
-    """z of the cation the film takes up."""
-    name = case.exchanging_ion()
-    return int(next(i.valence for i in case.transport_ions() if i.name == name))
-
-
-def oxide_capacity(case: Case, oxide_layer) -> float:
-    """c_max (mol/m³ of inserted ions): given, or density/molar mass × the largest insertion
-    fraction (Li per formula unit) / z: the host takes a fixed number of electrons, and a
-    z-valent ion uses z of them."""
-    spec = case.transport.oxide
-    if spec.max_concentration is not None:
-        return spec.max_concentration
-    m = materials.get(oxide_layer.material)
-    return m.value("density") / m.value("molar_mass") * m.value("max_insertion_fraction") / exchanging_valence(case)
+from femion.protocol.stages import Controls, top_conductor
+from femion.transport.case_models import build_problem, plan_points, space_points
+from femion.transport.case_models import section_y, transport_layers  # noqa: F401 (device.section_y, ... used)
+from femion.transport.problem import TransportProblem
 
 
 class Device:
     """A case's transport problem with the controls a protocol acts through (:meth:`apply`)."""
 
     def __init__(self, case: Case, problem: TransportProblem, contacts: list[str], film: str | None,
-                 field_parts: dict, top_potential=None):
+                 field_parts: dict, top_potential=None, film_potential=None):
         self.case, self.problem = case, problem
         self.contacts = contacts  # contact names, in the order of the problem's electron contacts
         self.film = film
         self.top = top_conductor(case)
         self.field_parts = field_parts  # "external" and conductor → {"oxide": B, "electrolyte": B} arrays
         self.top_potential = top_potential  # x → φ_s of the driven top sheet at its solved drive
-        self.drive_voltage = {}  # conductor → V of the conductor stage's solution
-        self.applied: Controls | None = None
+        self.film_potential = film_potential  # x → φ_s of the film's driven conductor at its solved drive
 
     def apply(self, controls: Controls, voltages: dict[str, float]) -> None:
         """Set the source as ``controls`` says. ``voltages``: conductor → V of its solved drive."""
@@ -129,7 +72,6 @@ class Device:
                 for k in B:
                     B[k] += controls.scale * parts[controls.drive][k]
             p.set_magnetic_field(B)
-        self.applied = controls
 
     def guess_potentials(self, controls: Controls, voltages: dict[str, float]) -> None:
         """A starting guess of φ_e and φ_l for the stage ``controls`` begin, close to the answer.
@@ -154,26 +96,24 @@ class Device:
         elif controls.drive == self.film and self.film_potential is not None:
             phi_e[:] = (controls.scale if electrochemical else 0.0) * self.film_potential(xo)
         shift = _plan_transfer(self.case, xo, phi_e - old, xe, p.comm)
-        phi_l = p.u["psi"].x.array / p.f_RT + shift
+        phi_l = p.u["psi"].x.array / p.f_RT_value + shift
         top = None
         if controls.inject_voltage is not None:
             top = np.full(phi_l.shape, controls.inject_voltage)
         elif controls.drive == self.top and electrochemical:
             top = controls.scale * self.top_potential(xe)
         if top is not None:
-            from femion.laws.kinetics import NUMPY
-
             theta = 1.0 / (1.0 + np.exp(-p.u["w"].x.array))
             U = np.asarray(p.oxide.open_circuit_potential(theta, NUMPY), dtype=float)
             below = _plan_transfer(self.case, xo, phi_e - U, xe, p.comm)  # φ_l at rest with the film
-            top_level = top - p._top.equilibrium_potential
+            top_level = top - p.top_electrode.equilibrium_potential
             if controls.drive == self.top:  # floating film: its level makes the two halves balance
                 level = p.comm.allreduce(float(np.sum(top_level - below)), op=MPI.SUM) / max(
                     p.comm.allreduce(top_level.size, op=MPI.SUM), 1)
                 phi_e += level
                 below = below + level
             phi_l = 0.5 * (top_level + below)
-        p.u["psi"].x.array[:] = p.f_RT * phi_l
+        p.u["psi"].x.array[:] = p.f_RT_value * phi_l
         for n in ("phi_e", "psi"):
             p.u[n].x.scatter_forward()
 
@@ -225,7 +165,7 @@ def build_device(case: Case, stack, sheets: dict[str, SheetCurrent], solutions: 
     """The :class:`Device` of ``case`` on ``stack``; ``sheets``/``solutions``: conductor → its sheet
     current / conductor-stage solution."""
     voltages = {name: s.voltage for name, s in solutions.items()}
-    problem, contacts, film = _build_problem(case, stack, voltages, prefix)
+    problem, contacts, film = build_problem(case, stack, voltages, prefix)
     parts = {}
     if case.magnetic.enabled:
         ext = np.asarray(case.magnetic.external_field, dtype=float)
@@ -242,112 +182,5 @@ def build_device(case: Case, stack, sheets: dict[str, SheetCurrent], solutions: 
         problem.max_B = 0.0
     top = top_conductor(case)
     top_potential = _plan_interpolator(solutions[top], case) if top in solutions else None
-    dev = Device(case, problem, contacts, film, parts, top_potential)
-    dev.film_potential = _plan_interpolator(solutions[film], case) if film in solutions else None
-    return dev
-
-
-def build_transport(case: Case, stack, sheets: list[SheetCurrent], voltages: dict[str, float],
-                    prefix: str = "femion_transport_") -> TransportProblem:
-    """The TransportProblem of ``case`` with every drive on at the conductor stage's values and
-    the field of all ``sheets`` (no protocol)."""
-    problem, contacts, film = _build_problem(case, stack, voltages, prefix)
-    if case.magnetic.enabled:
-        ext = case.magnetic.external_field
-        problem.set_magnetic_field(lambda x: magnetic_flux_density(sheets, space_points(case, x), external_field=ext,
-                                                                   method=case.magnetic.method).T)
-    return problem
-
-
-def _build_problem(case: Case, stack, voltages: dict[str, float], prefix: str):
-    """(TransportProblem, names of its electron contacts, the film's conductor)."""
-    tr = case.transport
-    ox_layer, el_layer, above, conductor = transport_layers(case)
-    top_name = f"{el_layer.name}|{above.name}" if above is not None else "none"
-    domain = TransportDomain.from_stack(stack, ox_layer.name, el_layer.name, top_name)
-    T = tr.temperature
-    k = tr.kinetics
-    U0 = tr.oxide.host.standard_potential
-    if U0 is None:
-        U0 = materials.get(ox_layer.material).value("standard_potential")
-    if k.barrier_liquid is not None:
-        U0 += barrier_equilibrium_shift(k.barrier_liquid, k.barrier_solid)
-    host = HostThermodynamics(
-        tr.oxide.host.model, U0, T, omega=tr.oxide.host.interaction,
-        table=None if tr.oxide.host.table is None else ([t for t, _ in tr.oxide.host.table],
-                                                       [u for _, u in tr.oxide.host.table]),
-        valence=exchanging_valence(case),
-    )
-    D0 = tr.oxide.diffusivity
-    if tr.oxide.diffusivity_law == "constant":
-        diffusivity = lambda th, xp: D0 + 0.0 * th  # noqa: E731
-    else:
-        diffusivity = lambda th, xp: D0 * (1 - th)  # noqa: E731
-
-    t_ox = ox_layer.thickness
-    rho_ox = ox_layer.resistivity or materials.get(ox_layer.material).value("resistivity")
-    G_ox = t_ox / rho_ox
-    plate = case.geometry.plate
-    if conductor is not None and conductor.kind == "conductor":
-        track = plan.pattern_geometry(conductor.pattern, plate)
-        G_c = conductor.sheet_conductance
-
-        def conductance(x):
-            px, py = plan_points(case, x)
-            return G_ox + G_c * plan.points_in(track, px, py, 1e-9)
-    else:
-        conductance = G_ox
-
-    # every contact on the film's conductor; at first the drive on it is on, if it has one
-    contacts, names = [], []
-    if conductor is not None:
-        track = plan.pattern_geometry(conductor.pattern, plate)
-        drive = next((d for d in case.drives if d.conductor == conductor.name), None)
-        for c in case.geometry.contacts:
-            if c.conductor != conductor.name:
-                continue
-            value = voltages.get(conductor.name, 0.0) if drive is not None and c.name == drive.from_ else 0.0
-
-            def on_contact(x, g=plan.contact_geometry(c, plate)):
-                px, py = plan_points(case, x)
-                return plan.points_in(g, px, py, 1e-9) & plan.points_in(track, px, py, 1e-9)
-
-            contacts.append((on_contact, value))
-            names.append(c.name)
-
-    oxide = OxideModel(
-        c_max=oxide_capacity(case, ox_layer),
-        diffusivity=diffusivity,
-        open_circuit_potential=host.open_circuit_potential,
-        theta_initial=tr.oxide.initial_filling,
-        conductance=conductance,
-        thickness=t_ox,
-        vertical_conductivity=1.0 / rho_ox,
-        gradient_energy=tr.oxide.gradient_energy,
-    )
-    ions = [Ion(i.name, i.valence, i.diffusivity, i.concentration) for i in case.transport_ions()]
-    eps_r = tr.electrolyte.relative_permittivity
-    if eps_r is None:
-        eps_r = materials.get(el_layer.material).properties.get("relative_permittivity")
-        eps_r = eps_r.value if eps_r is not None else 65.0
-    electrolyte = ElectrolyteModel(ions, exchanging=case.exchanging_ion(),
-                                   poisson=tr.electrolyte.model == "poisson", relative_permittivity=eps_r)
-    params = {}
-    if k.law != "butler_volmer":
-        params["reorganization"] = k.reorganization_energy / (Boltzmann * T)
-    i0 = arrhenius(k.exchange_current_density, k.activation_energy, T, k.reference_temperature)
-    kinetics = KineticsModel(law=k.law, exchange_current_density=i0,
-                             alpha_a=k.alpha_a, alpha_c=k.alpha_c, params=params)
-    top = None
-    if tr.top_electrode is not None:
-        top = TopElectrode(potential=tr.top_electrode.potential,
-                           equilibrium_potential=tr.top_electrode.equilibrium_potential,
-                           exchange_current_density=tr.top_electrode.exchange_current_density,
-                           capacitance=tr.top_electrode.capacitance)
-    lor = tr.lorentz
-    closure = tr.mechanism.lorentz_closure
-    lorentz = LorentzModel(bulk=lor.bulk, closure=closure, step_law=lor.step_law,
-                           step_params=lor.step_params() if closure else {"lam0": 0.0})
-    problem = TransportProblem(domain, oxide, electrolyte, kinetics, temperature=T, top=top,
-                               electron_contacts=contacts, lorentz=lorentz, prefix=prefix)
-    return problem, names, None if conductor is None else conductor.name
+    film_potential = _plan_interpolator(solutions[film], case) if film in solutions else None
+    return Device(case, problem, contacts, film, parts, top_potential, film_potential)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from femion.transport.problem import TransportSolveError
+from femion.transport.newton import TransportSolveError
 
 
 class StepFailure(RuntimeError):

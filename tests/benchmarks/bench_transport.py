@@ -34,24 +34,18 @@ import resource
 import time
 
 import numpy as np
-from scipy.constants import R as GAS_CONSTANT
-from scipy.constants import physical_constants
 
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
+from femion.constants import FARADAY, GAS_CONSTANT
 from femion.geometry import mesh as geometry
-from femion.transport.problem import (
-    ElectrolyteModel,
-    Ion,
-    KineticsModel,
-    OxideModel,
-    TransportDomain,
-    TransportProblem,
-    TransportSolveError,
-)
+from femion.transport.domain import TransportDomain
+from femion.transport.models import ElectrolyteModel, Ion, KineticsModel, OxideModel
+from femion.transport.newton import TransportSolveError
+from femion.transport.problem import TransportProblem
 
 MM, UM, NM = 1e-3, 1e-6, 1e-9
 T = 298.15
-RT_F = GAS_CONSTANT * T / physical_constants["Faraday constant"][0]
+RT_F = GAS_CONSTANT * T / FARADAY
 T_OX = 500 * NM
 DRIVE = 0.1  # V between the electron contacts
 
@@ -157,8 +151,6 @@ def run_case(comm, label: str, build, spec, length: float, nsteps: int, tag: str
     totals1 = p.totals()
     li0, li1 = totals0["oxide"] + totals0["Li"], totals1["oxide"] + totals1["Li"]
     drift = abs(li1 - li0) / li0
-    from femion.transport.problem import FARADAY
-
     current = p.integrate(FARADAY * abs(p.j), "interface")  # net exchange is ~0 in a closed cell
     pdofs, t_pf, t_ps = poisson_times(stack, prefix=f"bp_{tag}_")
     t_step = float(np.mean(step_times)) if step_times else float("nan")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from femion.constants import FARADAY as F
+from femion.constants import GAS_CONSTANT as R
 from femion.laws import host
 from femion.laws.host import HostThermodynamics
-from femion.laws.kinetics import F, R, ufl_math
+from femion.laws.kinetics import ufl_math
 
 T = 298.15
 RT = R * T
@@ -128,6 +130,27 @@ def test_ufl_matches_numpy(ufl_eval, model, kw):
     for th in [0.02, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9, 0.97]:
         assert U(th) == pytest.approx(h.open_circuit_potential(th), rel=1e-13)
         assert mu(th) == pytest.approx(h.chemical_potential(th), rel=1e-12, abs=1e-9)
+
+
+def test_temperature_may_be_a_dolfinx_constant():
+    """T as a dolfinx Constant: numpy calls read its value, a compiled UFL form follows it."""
+    from femion._dolfinx import MPI, dolfinx, ufl
+
+    msh = dolfinx.mesh.create_unit_square(MPI.COMM_SELF, 1, 1)
+    T_c, theta = dolfinx.fem.Constant(msh, T), dolfinx.fem.Constant(msh, 0.3)
+    h_c = HostThermodynamics("regular_solution", U0=3.0, T=T_c, omega=RT)
+    h = HostThermodynamics("regular_solution", U0=3.0, T=T, omega=RT)
+    assert h_c.open_circuit_potential(0.3) == h.open_circuit_potential(0.3)
+    assert h_c.dU_dtheta(0.3) == h.dU_dtheta(0.3)
+    form = dolfinx.fem.form(h_c.open_circuit_potential(theta, xp=ufl_math()) * ufl.dx(domain=msh))
+    assert dolfinx.fem.assemble_scalar(form) == pytest.approx(h.open_circuit_potential(0.3), rel=1e-13)
+    T_c.value = 350.0
+    hot = HostThermodynamics("regular_solution", U0=3.0, T=350.0, omega=RT)
+    assert dolfinx.fem.assemble_scalar(form) == pytest.approx(hot.open_circuit_potential(0.3), rel=1e-13)
+    assert h_c.open_circuit_potential(0.3) == hot.open_circuit_potential(0.3)
+    T_c.value = -1.0
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        HostThermodynamics("ideal", U0=3.0, T=T_c)
 
 
 def test_ufl_diffusivity_matches_numpy(ufl_eval):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from femion.constants import FARADAY as F
+from femion.constants import GAS_CONSTANT as R
 from femion.laws import kinetics as kin
-from femion.laws.kinetics import NUMPY, F, R
+from femion.laws.kinetics import NUMPY
 
 T = 298.15
 F_RT = F / (R * T)
@@ -142,6 +144,42 @@ def test_exchange_current_density_value_and_units():
     lo = kin.exchange_current_density(k0, c_l, 0.2 * c_max, c_max)
     hi = kin.exchange_current_density(k0, c_l, 0.8 * c_max, c_max)
     assert lo == pytest.approx(hi)
+
+
+def test_exchange_current_density_at_scales_from_the_reference_state():
+    """i0(c_l, θ) = i0_ref (c_l/c_ref)^α_a ((1−θ)/(1−θ_ref))^α_a (θ/θ_ref)^α_c: i0_ref at the reference,
+    and the same θ and c_l dependence as F k0 c_l^α_a (c_max − c_s)^α_a c_s^α_c."""
+    kw = {"c_ref": 1000.0, "theta_ref": 0.4, "alpha_a": 0.3, "alpha_c": 0.7}
+    assert kin.exchange_current_density_at(2.5, 1000.0, 0.4, **kw) == pytest.approx(2.5, rel=1e-15)
+    c_max, k0 = 2e4, 3e-11
+    c_l, theta = np.array([200.0, 1000.0, 3000.0]), np.array([0.05, 0.4, 0.9])
+    i0_ref = kin.exchange_current_density(k0, 1000.0, 0.4 * c_max, c_max, 0.3, 0.7)
+    expect = kin.exchange_current_density(k0, c_l, theta * c_max, c_max, 0.3, 0.7)
+    np.testing.assert_allclose(kin.exchange_current_density_at(i0_ref, c_l, theta, **kw), expect, rtol=1e-12)
+    assert kin.exchange_current_density_at(1.0, 4.0, 0.5, c_ref=1.0) == pytest.approx(2.0, rel=1e-15)
+
+
+def test_ufl_exchange_current_density_at_matches_numpy(ufl_eval):
+    """The same function builds the UFL prefactor the transport uses."""
+    kw = {"c_ref": 1000.0, "theta_ref": 0.5, "alpha_a": 0.5, "alpha_c": 0.5}
+    i0 = ufl_eval(lambda th: kin.exchange_current_density_at(2.0, 500.0, th, **kw))
+    for th in (0.1, 0.5, 0.8):
+        assert i0(th) == pytest.approx(kin.exchange_current_density_at(2.0, 500.0, th, **kw), rel=1e-13)
+
+
+def test_every_law_declares_the_parameters_it_takes():
+    """Each registry entry names exactly the keyword parameters of its function."""
+    import inspect
+
+    from femion.laws import host, lorentz
+
+    for reg in (kin.LAWS, host.DIFFUSIVITY_LAWS, lorentz.STEP_LAWS):
+        for name, law in reg.items():
+            sig = inspect.signature(law.function).parameters.values()
+            taken = {p.name for p in sig if p.kind == p.KEYWORD_ONLY and p.name != "xp"}
+            needed = {p.name for p in sig if p.kind == p.KEYWORD_ONLY and p.default is p.empty}
+            assert law.name == name
+            assert needed <= set(law.parameters) <= taken, name
 
 
 def test_arrhenius():

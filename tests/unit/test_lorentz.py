@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.constants import mu_0
 
+from femion.constants import VACUUM_PERMEABILITY as mu_0
 from femion.laws import lorentz
 from femion.laws.kinetics import ufl_math
 

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.constants import R as GAS
-from scipy.constants import physical_constants
 
 from femion._dolfinx import MPI, dolfinx, ufl
-from femion.transport.problem import (
-    ElectrolyteModel,
-    Ion,
-    KineticsModel,
-    OxideModel,
-    TopElectrode,
-    TransportDomain,
-    TransportProblem,
-)
+from femion.constants import FARADAY, VACUUM_PERMITTIVITY
+from femion.constants import GAS_CONSTANT as GAS
+from femion.laws.kinetics import exchange_current_density_at, rate, ufl_math
+from femion.transport.domain import TransportDomain
+from femion.transport.models import ElectrolyteModel, Ion, KineticsModel, LorentzModel, OxideModel, TopElectrode
+from femion.transport.problem import TransportProblem
 from femion.transport.stepping import StepControl, StepFailure, Stepper
 
-FARADAY = physical_constants["Faraday constant"][0]
 T = 298.15
 RT_F = GAS * T / FARADAY
 
@@ -102,9 +96,12 @@ def run_mms(comm, n, exact, *, exchange: float, dt=0.1):
         N_m = -1.5 * (ufl.grad(c) - c * ufl.grad(psi))
         n = ufl.FacetNormal(dom.mesh)("+")  # out of the oxide
         f_RT = 1.0 / RT_F
-        eta = f_RT * (phi - ideal_U(th, _UFLX)) - psi
-        i0 = exchange * FARADAY * c**0.5 * ((1 - th) / 0.5) ** 0.5 * (th / 0.5) ** 0.5
-        j = i0 / FARADAY * (ufl.exp(-0.5 * eta) - ufl.exp(0.5 * eta))
+        eta = f_RT * (phi - ideal_U(th, ufl_math())) - psi
+        # the laws the solver uses, evaluated on the exact fields (c_ref: the Li of binary())
+        i0 = exchange_current_density_at(exchange * FARADAY, c, th, c_ref=1.0, theta_ref=0.5, alpha_a=0.5,
+                                         alpha_c=0.5)
+        r_red, r_ox = rate("butler_volmer", eta, xp=ufl_math(), alpha_a=0.5, alpha_c=0.5)
+        j = i0 / FARADAY * (r_red - r_ox)
         return {
             "oxide": dth + ufl.div(N_ox),
             "Li": dc + ufl.div(N_p),
@@ -130,10 +127,6 @@ def run_mms(comm, n, exact, *, exchange: float, dt=0.1):
                                 ("phi", prob.u["phi_e"], exact["phi"](xs, t_end), "oxide")):
         errs[name] = (l2(prob, uh - ue, where), l2(prob, ufl.grad(uh - ue), where))
     return errs
-
-
-class _UFLX:
-    log = staticmethod(ufl.ln)
 
 
 S, C = ufl.sin, ufl.cos
@@ -249,6 +242,31 @@ def test_butler_volmer_linear_regime_gives_charge_transfer_resistance(comm):
     assert -eta / i_local == pytest.approx(R_ct, rel=1e-2)
 
 
+def test_temperature_constant_sets_the_charge_transfer_resistance(comm):
+    """T is a Constant in the forms: at 330 K with E_a = 40 kJ/mol, a 1 mV step draws i = η/R_ct with
+    R_ct = RT/(F i0(T)), i0(T) = i0 exp[−(E_a/R)(1/T − 1/T_ref)] (within 1 %), with no rebuild."""
+    from femion.laws.kinetics import arrhenius
+
+    i0, Ea, T_hot = 2.0, 40e3, 330.0
+    L, tox = 1e-3, WO3_LIKE["thickness"]
+    dom = section(comm, 4, 2, 2, length=L, t_ox=tox, h_el=20e-6)
+    oxide = OxideModel(c_max=WO3_LIKE["c_max"], diffusivity=lambda th, xp: 1e-14,
+                       open_circuit_potential=lambda th, xp: ideal_U(th, xp, 3.0), conductance=0.125, thickness=tox)
+    el = ElectrolyteModel([Ion("Li", 1, 2.6e-10, 1000.0), Ion("ClO4", -1, 4e-10, 1000.0)], exchanging="Li")
+    p = TransportProblem(dom, oxide, el, KineticsModel(exchange_current_density=i0, activation_energy=Ea),
+                         electron_contacts=[(lambda x: np.isclose(x[0], 0.0), 0.0)], prefix="hot_")
+    p.u["w"].x.array[:] = 0.0  # θ = 1/2, where U = U0 = 3 V and i0 = i0_ref
+    p.u["u_Li"].x.array[:] = 0.0
+    p.u["psi"].x.array[:] = 0.0
+    eta = 1e-3
+    p.u["phi_e"].x.array[:] = 3.0 + eta
+    for T_now in (T, T_hot):
+        p.temperature.value = T_now
+        i_local = p.integrate(FARADAY * p.j, "interface") / L
+        R_ct = GAS * T_now / (FARADAY * arrhenius(i0, Ea, T_now))
+        assert -eta / i_local == pytest.approx(R_ct, rel=1e-2), T_now
+
+
 def test_binary_electrolyte_relaxes_with_ambipolar_diffusivity(comm):
     """A cosine of LiClO4 along x decays with D_amb = 2D₊D₋/(D₊+D₋) (within 1 %), no exchange."""
     L = 1e-4
@@ -348,7 +366,7 @@ def test_stepper_lands_on_times_and_stops_cleanly(comm):
     assert max(r.dt for r in s.history) > 0.7  # it grew
 
     def always_fail(dt, order=1, dt_prev=None):
-        from femion.transport.problem import TransportSolveError
+        from femion.transport.newton import TransportSolveError
 
         raise TransportSolveError("forced")
 
@@ -386,8 +404,6 @@ def _fields(p):
 def test_lorentz_terms_at_device_field_change_nothing(comm):
     """At the strip's 6.28 µT the Hall parameter is ~1e-14..1e-13; the bulk term on or off gives the same
     fields to 1e-10, and the closure with zero step length is exactly the closure off."""
-    from femion.transport.problem import LorentzModel
-
     runs = {}
     for key, lor in (("off", LorentzModel()), ("bulk", LorentzModel(bulk=True)),
                      ("closure0", LorentzModel(closure=True, step_params={"lam0": 0.0}))):
@@ -406,8 +422,6 @@ def test_lorentz_terms_at_device_field_change_nothing(comm):
 def test_lorentz_closure_pumps_li_along_n_cross_b_and_conserves(comm):
     """With the closure on (B along +y, n̂ = +z), exchanged Li steps along n̂×B̂ = −x: Li gathers at the
     x = 0 end and leaves the x = L end, with Li conserved to 1e-10."""
-    from femion.transport.problem import LorentzModel
-
     p = lorentz_cell(comm, LorentzModel(closure=True, step_params={"lam0": 1e-6}), By=+1e-3, drive=0.0,
                      prefix="pump")
     p.u["w"].x.array[:] = 0.0  # uniform θ = 1/2
@@ -465,10 +479,8 @@ def test_top_double_layer_stores_exactly_the_charge_the_oxide_takes(comm):
 def test_poisson_option_gives_the_debye_screening_length(comm):
     """With Poisson instead of electroneutrality, a 0.1 RT/F potential at a wall decays into a dilute
     1:1 electrolyte as exp(−z/λ_D), λ_D = sqrt(ε RT/(2F²c)) (within 3 %)."""
-    from scipy.constants import epsilon_0
-
     c0, er = 1e-3, 65.0
-    lam = np.sqrt(epsilon_0 * er * GAS * T / (2 * FARADAY**2 * c0))
+    lam = np.sqrt(VACUUM_PERMITTIVITY * er * GAS * T / (2 * FARADAY**2 * c0))
     tox, hel = 0.1e-6, 8 * lam
     dom = section(comm, 2, 1, 80, length=hel, t_ox=tox, h_el=hel)
     oxide = OxideModel(c_max=1e4, diffusivity=lambda th, xp: 1e-14, open_circuit_potential=ideal_U,
@@ -670,7 +682,7 @@ def test_one_sided_integral_over_an_interior_layer_face_takes_the_named_side(com
     """The top electrode's face (electrolyte|top ITO) is interior to the stack mesh: the ds integral
     must take its cell from the electrolyte side on every rank whatever the numbering, and ∫ds 1 is
     the face's area."""
-    from femion.transport.problem import _one_sided_entities
+    from femion.transport.domain import one_sided_entities
 
     msh = dolfinx.mesh.create_box(comm, [[0, 0, 0], [2, 1, 1]], [4, 2, 4], dolfinx.mesh.CellType.hexahedron,
                                   ghost_mode=dolfinx.mesh.GhostMode.shared_facet)
@@ -680,7 +692,7 @@ def test_one_sided_integral_over_an_interior_layer_face_takes_the_named_side(com
     msh.topology.create_connectivity(tdim - 1, tdim)
     face = dolfinx.mesh.locate_entities(msh, tdim - 1, lambda x: np.isclose(x[2], 0.5))
     for cells in (below, above):
-        data = _one_sided_entities(msh, face, cells).reshape(-1, 2)
+        data = one_sided_entities(msh, face, cells).reshape(-1, 2)
         assert np.isin(data[:, 0], cells).all()
         ds = ufl.Measure("ds", domain=msh, subdomain_data=[(1, data.ravel())])
         area = comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(
@@ -688,7 +700,7 @@ def test_one_sided_integral_over_an_interior_layer_face_takes_the_named_side(com
         assert area == pytest.approx(2.0, rel=1e-12)
     # a true boundary face (the box's top) works too
     top = dolfinx.mesh.locate_entities_boundary(msh, tdim - 1, lambda x: np.isclose(x[2], 1.0))
-    data = _one_sided_entities(msh, top, above)
+    data = one_sided_entities(msh, top, above)
     ds = ufl.Measure("ds", domain=msh, subdomain_data=[(1, data)])
     area = comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(dolfinx.fem.Constant(msh, 1.0) * ds(1))),
                           op=MPI.SUM)
