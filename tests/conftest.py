@@ -8,6 +8,7 @@ Tests marked ``mpi`` also run under ``mpiexec -n 2 pytest -m mpi``.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -19,6 +20,15 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
+
+
+@pytest.fixture(autouse=True)
+def _free_meshes():
+    """Collect each test's meshes when it ends: every dolfinx mesh holds MPI communicators, and
+    MPICH has 2048 per process; a suite that leaves them to the cyclic garbage collector runs out
+    and MPI aborts the whole process (exit status 15, MPI_ERR_OTHER) near its end."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

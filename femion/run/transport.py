@@ -33,9 +33,10 @@ def run_transport(case, writer, spec, sheets, solutions, comm):
                       on_step=recorder.record)
     try:
         stop = run_protocol(dev, planned, voltages, stepper, recorder)
+        return transport_summary(case, stack, dev.problem, planned, recorder, stepper.history, stop), stop
     finally:
         recorder.close()
-    return transport_summary(case, stack, dev.problem, planned, recorder, stepper.history, stop), stop
+        dev.problem.close()
 
 
 def run_protocol(dev, planned, voltages, stepper, recorder) -> Stop | None:

@@ -99,6 +99,18 @@ class Constraints:
             if not any(b is self.pins[name][0] for b, _ in self.bc_field):
                 self.bc_field.append((self.pins[name][0], name))
 
+    def close(self) -> None:
+        """Destroy the PETSc solvers made so far. Each SNES holds the Newton's convergence test, which
+        holds the problem, which holds the SNES: a cycle through PETSc that Python's collector cannot
+        see, so without this every problem and its meshes (with their MPI communicators) would live
+        on until MPICH runs out of communicators (2048 per process)."""
+        for problem, _ in self._problems.values():
+            for obj in (problem.solver, problem.A, problem.b, problem.x):
+                if obj is not None:
+                    obj.destroy()
+        self._problems.clear()
+        self.problem = None
+
     def set_time(self, t: float) -> None:
         """The caller's Dirichlet data at time ``t``."""
         for g, func in self.dirichlet_funcs:

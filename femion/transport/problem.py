@@ -209,6 +209,16 @@ class TransportProblem:
         return its
 
     # ------------------------------------------------------------ state
+    def close(self) -> None:
+        """Free the solvers (and with them the meshes) now; the problem cannot step afterwards."""
+        self.constraints.close()
+
+    def __enter__(self) -> "TransportProblem":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def snapshot(self) -> dict:
         """The full state (copies): unknowns, BDF history and time. :meth:`restore` puts it back."""
         return {"t": self.t, **self.fields.snapshot()}

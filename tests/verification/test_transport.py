@@ -705,3 +705,18 @@ def test_one_sided_integral_over_an_interior_layer_face_takes_the_named_side(com
     area = comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(dolfinx.fem.Constant(msh, 1.0) * ds(1))),
                           op=MPI.SUM)
     assert area == pytest.approx(2.0, rel=1e-12)
+
+
+def test_a_closed_problem_frees_its_meshes(comm):
+    """After close() and del, the problem's meshes are collected: a run does not hold on to MPI
+    communicators (MPICH has 2048 per process; a test suite or a sweep of runs would run out)."""
+    import gc
+    import weakref
+
+    p = closed_cell(comm, nx=4)
+    p.step(0.1)
+    meshes = [weakref.ref(p.ox_mesh), weakref.ref(p.el_mesh)]
+    p.close()
+    del p
+    gc.collect()
+    assert all(m() is None for m in meshes)
