@@ -495,7 +495,7 @@ def _expand_protocol(value: Any, info: ValidationInfo) -> Any:
     if not value:
         raise ValueError("protocol: needs at least one stage (or leave the protocol out)")
     limit = (info.data.get("limits") or Limits()).stages
-    out = []
+    out: list = []
     for k, item in enumerate(value):
         try:
             out.extend(_expand_item(item, limit - len(out), limit))

@@ -109,6 +109,12 @@ class HostThermodynamics:
         elif model == "ideal" and omega != 0.0:
             raise ValueError(f"model 'ideal' takes no omega (got {omega}); use 'regular_solution'")
 
+    def _points(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (θ, U) table of a ``tabulated`` host."""
+        if self.table is None:
+            raise ValueError(f"model {self.model!r} has no table")
+        return self.table
+
     def temperature(self, xp=NUMPY):
         """T (K): the number, or in UFL (``xp`` not numpy) the Constant itself."""
         if xp is NUMPY and hasattr(self.T, "value"):
@@ -118,7 +124,7 @@ class HostThermodynamics:
     def chemical_potential(self, theta, xp=NUMPY):
         """μ(θ) (J/mol)."""
         if self.model == "tabulated":
-            return self.valence * F * (self.U0 - tabulated_potential(theta, *self.table, xp=xp))
+            return self.valence * F * (self.U0 - tabulated_potential(theta, *self._points(), xp=xp))
         mu = R * self.temperature(xp) * xp.log(theta / (1.0 - theta))
         if self.model == "regular_solution":
             mu = mu + self.omega * (1.0 - 2.0 * theta)
@@ -127,7 +133,7 @@ class HostThermodynamics:
     def open_circuit_potential(self, theta, xp=NUMPY):
         """U(θ) = U0 − μ(θ)/(zF) (V)."""
         if self.model == "tabulated":
-            return tabulated_potential(theta, *self.table, xp=xp)
+            return tabulated_potential(theta, *self._points(), xp=xp)
         return self.U0 - self.chemical_potential(theta, xp=xp) / (self.valence * F)
 
     def dmu_dtheta(self, theta):
@@ -139,7 +145,7 @@ class HostThermodynamics:
         at a node, the segment to its right)."""
         theta = np.asarray(theta, dtype=float)
         if self.model == "tabulated":
-            th, U = self.table
+            th, U = self._points()
             slopes = np.concatenate([[0.0], np.diff(U) / np.diff(th), [0.0]])
             return slopes[np.searchsorted(th, theta, side="right")]
         dmu = R * self.temperature() / (theta * (1.0 - theta)) - 2.0 * self.omega

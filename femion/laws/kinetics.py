@@ -243,7 +243,8 @@ def exchange_current_density_at(i0_ref, c_l, theta, *, c_ref, theta_ref=0.5, alp
     i0_ref at (c_ref, θ_ref): :func:`exchange_current_density` with k0 eliminated. c_l, c_ref in
     mol m⁻³; numbers, arrays or UFL alike.
     """
-    return i0_ref * (c_l / c_ref) ** alpha_a * ((1 - theta) / (1 - theta_ref)) ** alpha_a * (theta / theta_ref) ** alpha_c
+    return (i0_ref * (c_l / c_ref) ** alpha_a * ((1 - theta) / (1 - theta_ref)) ** alpha_a
+            * (theta / theta_ref) ** alpha_c)
 
 
 def charge_transfer_resistance(i0, T):

@@ -9,9 +9,9 @@ file can override any of them per layer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 SEED_000 = (
     "seed 000 (current-driving model paper), Methods: ITO ~8 ohm/sq, ~200 nm, "
@@ -39,7 +39,7 @@ class Material:
     properties: Mapping[str, Property] = field(default_factory=dict)
     #: electrolytes: (cation, anion) names; properties diffusivity_<name>, cation_valence,
     #: anion_valence; c_cation = salt_concentration, c_anion = c_salt·z_cation/|z_anion|
-    ions: tuple[str, str] = ()
+    ions: tuple[str, ...] = ()
 
     def value(self, key: str) -> float:
         """SI value of property ``key``; KeyError naming the material if absent."""
@@ -52,7 +52,7 @@ class Material:
 KINDS = ("conductor", "oxide", "electrolyte", "inert")
 
 
-def _m(name, kind, description, ions: tuple[str, str] = (), **props: Property) -> Material:
+def _m(name, kind, description, ions: tuple[str, ...] = (), **props: Property) -> Material:
     return Material(name, kind, description, MappingProxyType(dict(props)), ions)
 
 
@@ -198,7 +198,8 @@ _LIBRARY: dict[str, Material] = {
             cation_valence=Property(1.0, "1", "H+"),
             anion_valence=Property(-1.0, "1", "HSO4- (simplification, see description)"),
             salt_concentration=Property(500.0, "mol/m**3", "assumed 0.5 M H2SO4", estimated=True),
-            conductivity=Property(20.0, "S/m", "0.5 M H2SO4 ~0.2 S/cm at 25 C; Nernst-Einstein of the ions gives 20 S/m",
+            conductivity=Property(20.0, "S/m",
+                                  "0.5 M H2SO4 ~0.2 S/cm at 25 C; Nernst-Einstein of the ions gives 20 S/m",
                                   estimated=True),
             diffusivity_H=Property(9.31e-9, "m**2/s", "H+ in water at infinite dilution, 25 C (CRC Handbook)",
                                    estimated=True),

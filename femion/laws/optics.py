@@ -16,7 +16,7 @@ here is plain numpy in SI; reading results lives in :mod:`femion.post.optics`.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import shapely
@@ -65,7 +65,7 @@ def film_colour(T) -> np.ndarray:
     return DEEP_BLUE + (1.0 - DEEP_BLUE) * t**CHANNEL_EXPONENTS
 
 
-def monitor_means(xy, values, shapes: Mapping[str, "shapely.Geometry"]) -> dict[str, float]:
+def monitor_means(xy, values, shapes: Mapping[str, shapely.Geometry]) -> dict[str, float]:
     """Mean of ``values`` over the plan nodes ``xy`` ((N, 2), m) inside each monitor shape.
 
     ``shapes`` maps a monitor name to a shapely geometry (m); a node on the boundary counts as

@@ -7,8 +7,8 @@ case schema) can check names and supply values without copying the list.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ named on their colour bars.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -217,11 +218,9 @@ def plot_transport(path: Path) -> list[Path]:
         except ValueError:  # parts of the line are not coated: sample the coated part only
             coated = []
             for xv in xs:
-                try:
+                with contextlib.suppress(ValueError):
                     coated.append((xv, float(res.probe(f"c_{ion}", np.array([[xv, yc, ze]]), time=t)[0])))
-                except ValueError:
-                    pass
-            xv, c = (np.array(v) for v in zip(*coated)) if coated else (np.array([]), np.array([]))
+            xv, c = (np.array(v) for v in zip(*coated, strict=False)) if coated else (np.array([]), np.array([]))
             axes[1].plot(xv * MM, c, color=color)
             continue
         axes[1].plot(xs * MM, c, color=color)

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from femion.laws import materials
-from femion.laws import optics
+from femion.laws import materials, optics
 
 MM = 1e3  # m → mm for display
 MIN = 60.0  # s per minute
@@ -55,9 +54,9 @@ def _open(path: str | Path) -> _Film:
     import yaml
 
     from femion.config import validate_case
+    from femion.geometry.plan import shape_geometry
     from femion.results import OutputError
     from femion.results.reader import open_result
-    from femion.geometry.plan import shape_geometry
 
     path = Path(path)
     res = open_result(path)

@@ -292,13 +292,13 @@ def _case_markdown(rep: dict, path: Path, level: int = 1, prefix: str = "", titl
     out += [f"Film: {'2D x–z section' if rep.get('dimension') == 2 else '3D' if rep.get('dimension') == 3 else 'no transport'}. "
             + " ".join(t.format(ion=ion, motion_tol=MOTION_TOL, relax_floor=RELAX_FLOOR) for t in report_texts()), ""]
     if rep["stages"]:
-        out += _stage_table(rep) + [""]
+        out += [*_stage_table(rep), ""]
         for i, e in enumerate(rep["stages"], 1):
             if e.get("front_from_source_mm"):
-                pairs = ", ".join(f"{t:g} s: {_fmt(f, '.3g')}" for t, f in zip(e["output_times_s"], e["front_from_source_mm"]))
+                pairs = ", ".join(f"{t:g} s: {_fmt(f, '.3g')}" for t, f in zip(e["output_times_s"], e["front_from_source_mm"], strict=False))
                 out += [f"- stage {i} front (mm from source end): {pairs}"]
             elif e.get("displacement_series_mm"):
-                pairs = ", ".join(f"{t:g} s: {d:.3g}" for t, d in zip(e["output_times_s"], e["displacement_series_mm"]))
+                pairs = ", ".join(f"{t:g} s: {d:.3g}" for t, d in zip(e["output_times_s"], e["displacement_series_mm"], strict=False))
                 out += [f"- stage {i} {ion} centroid displacement toward the destination (mm): {pairs}"]
             if e.get("relaxation_share"):
                 r = e["relaxation_share"]
@@ -309,7 +309,7 @@ def _case_markdown(rep: dict, path: Path, level: int = 1, prefix: str = "", titl
     out += [f"{ion} conservation (relative error): {_fmt(cons, '.2e')}", ""]
     for n in rep.get("notes", []):
         out += [f"- {n}"]
-    out += ["", f"{h}# Figures", ""] + _gallery(path, prefix) + [""]
+    out += ["", f"{h}# Figures", "", *_gallery(path, prefix), ""]
     return out
 
 

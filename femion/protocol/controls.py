@@ -60,4 +60,4 @@ def ramp(previous: Controls, new: Controls, voltages: dict[str, float], max_jump
     down = max(int(np.ceil(volts(previous) / max_jump)), 1) if previous.drive or previous.inject_voltage else 0
     up = max(int(np.ceil(volts(new) / max_jump)), 1)
     path = [scaled(previous, 1 - k / down) for k in range(1, down + 1)]
-    return path + [scaled(new, k / up) for k in range(0, up + 1)]
+    return path + [scaled(new, k / up) for k in range(up + 1)]

@@ -80,7 +80,7 @@ class ResultWriter:
 
         self.path = Path(self.on_root(prepare, f"cannot prepare {self.final}"))
 
-    def __enter__(self) -> "ResultWriter":
+    def __enter__(self) -> ResultWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -132,7 +132,7 @@ class ResultWriter:
         self.on_root(write, "cannot write sheets.npz")
 
     # -- fields written collectively
-    def write_function(self, u: "dolfinx.fem.Function", name: str, formats=("vtx", "vtkhdf"), time: float = 0.0) -> None:
+    def write_function(self, u: dolfinx.fem.Function, name: str, formats=("vtx", "vtkhdf"), time: float = 0.0) -> None:
         """Write a P1 (point data) or DG0 (cell data) function under ``fields/<name>``."""
         collective(self.comm, lambda: self._write_function(u, name, formats, time), self.path, f"fields/{name}")
 
@@ -253,13 +253,13 @@ class RunLock:
         self.path, self.fh = path, fh
 
     @classmethod
-    def acquire(cls, out: Path) -> "RunLock":
+    def acquire(cls, out: Path) -> RunLock:
         import fcntl
         import socket
 
         path = out.with_name(f"{out.name}.lock")
         for _ in range(10):
-            fh = open(path, "a+")
+            fh = open(path, "a+")  # noqa: SIM115 (held open, and locked, for the whole run)
             try:
                 fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -296,7 +296,7 @@ def write_manifest(path: Path, status: str, version: str) -> None:
     """Mark ``path`` as a femion result: its status and every entry femion wrote in it."""
     entries = sorted(str(p.relative_to(path)) for p in path.rglob("*"))
     manifest = {"femion_result": 1, "status": status, "femion_version": version,
-                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "entries": entries + [MANIFEST]}
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "entries": [*entries, MANIFEST]}
     (path / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
@@ -355,7 +355,7 @@ class FieldSeries:
     """Fields on one mesh written at several times: ``fields/<group>.bp`` (VTX, all fields, for
     ParaView) and ``fields/<name>.vtkhdf`` per field (time series, for pyvista/probe)."""
 
-    def __init__(self, writer: "ResultWriter", group: str, functions: list, formats=("vtx", "vtkhdf")):
+    def __init__(self, writer: ResultWriter, group: str, functions: list, formats=("vtx", "vtkhdf")):
         self.functions = functions
         self.formats = formats
         self.comm = writer.comm
@@ -398,7 +398,7 @@ class CsvSeries:
         self.columns = columns
         self.rank0 = comm.rank == 0
         if self.rank0:
-            self.fh = open(path, "w")
+            self.fh = open(path, "w")  # noqa: SIM115 (a row per step until close())
             self.fh.write(",".join(columns) + "\n")
 
     def row(self, values: dict) -> None:

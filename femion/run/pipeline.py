@@ -11,13 +11,13 @@ directory; variants are :mod:`femion.run.variants`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 
 from femion._dolfinx import MPI
-from femion.config import Case, dump_case
 from femion.conductor import SheetSolution
+from femion.config import Case, dump_case
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
 from femion.results.writer import ResultWriter
@@ -82,7 +82,8 @@ def write_fields_stage(run: Run) -> None:
         writer.write_function(s.sheet_current, f"K_{s.name}", fmt)
     if run.magnetic.B is not None:
         writer.write_function(run.magnetic.B, "B_interface", fmt)
-    writer.write_sheets([(s.name, p) for s, p in zip(run.solutions, run.sheets)], case.magnetic.external_field)
+    writer.write_sheets([(s.name, p) for s, p in zip(run.solutions, run.sheets, strict=True)],
+                        case.magnetic.external_field)
     writer.write_text("case.yaml", dump_case(case))
     run.summary = run_summary(case, run.solutions, run.magnetic, run.plan_mesh, run.comm)
     if run.transport is not None:

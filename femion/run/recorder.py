@@ -96,7 +96,7 @@ class Recorder:
     def _columns(self) -> list[str]:
         ions = self.ions
         return (["t_s", "stage", "dt_s", "newton_iterations", "exchange_current_A", "theta_min", "theta_max"]
-                + [f"{k}_mol" for k in ["oxide"] + ions] + [f"total_{self.exchanged}_mol"]
+                + [f"{k}_mol" for k in ["oxide", *ions]] + [f"total_{self.exchanged}_mol"]
                 + [f"c_{n}_min_mol_m3" for n in ions] + [f"c_{n}_max_mol_m3" for n in ions])
 
     def update(self) -> None:

@@ -32,7 +32,7 @@ class Stop:
     signum: int = 0
 
     @classmethod
-    def of(cls, exc: StepFailure | interrupts.Interrupted) -> "Stop":
+    def of(cls, exc: StepFailure | interrupts.Interrupted) -> Stop:
         """The stop a collapsed time step or an interrupt during the transport means."""
         if isinstance(exc, interrupts.Interrupted):
             return cls("interrupted", str(exc), exc.signum)

@@ -55,7 +55,8 @@ def run_summary(case, solutions, field, plan_mesh, comm) -> dict:
         "plate_m": [[0.0, case.geometry.plate.length], [0.0, case.geometry.plate.width]],
         "conductors": [s.name for s in solutions],
         "drives": [_drive(s) for s in solutions],
-        "magnetic_points": [{"point_m": p.tolist(), "B_T": b.tolist()} for p, b in zip(field.points, field.B_points)],
+        "magnetic_points": [{"point_m": p.tolist(), "B_T": b.tolist()}
+                            for p, b in zip(field.points, field.B_points, strict=True)],
         "external_field_T": list(case.magnetic.external_field),
         "mesh": {
             "cell_size_m": case.mesh.cell_size,

@@ -23,7 +23,7 @@ def run_transport(case, writer, spec, sheets, solutions, comm):
     stop was requested, the entries of the last good state and a :class:`~femion.run.stops.Stop`."""
     stack = (geometry.build_stack_mesh(spec, comm) if case.mesh.dimension == 3
              else geometry.build_section_mesh(spec, comm))
-    dev = device.build_device(case, stack, {s.name: p for s, p in zip(solutions, sheets)},
+    dev = device.build_device(case, stack, {s.name: p for s, p in zip(solutions, sheets, strict=False)},
                               {s.name: s for s in solutions})
     voltages = {s.name: s.voltage for s in solutions}
     planned = plan_protocol(case, {s.name: (s.current, s.voltage) for s in solutions})

@@ -3,9 +3,10 @@ largest |B| so far and the Hall parameter it gives."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
+
 from femion._dolfinx import MPI, dolfinx
 from femion.laws.lorentz import hall_parameter
 

@@ -117,7 +117,7 @@ def electron_contacts(case: Case, conductor, voltages: dict[str, float]) -> tupl
             continue
         value = voltages.get(conductor.name, 0.0) if drive is not None and c.name == drive.from_ else 0.0
 
-        def on_contact(x, g=plan.contact_geometry(c, plate)):
+        def on_contact(x, g=plan.contact_geometry(c, plate)):  # noqa: B008 (bound now, per contact)
             px, py = plan_points(case, x)
             return plan.points_in(g, px, py, 1e-9) & plan.points_in(track, px, py, 1e-9)
 

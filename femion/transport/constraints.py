@@ -12,9 +12,10 @@ One dolfinx NonlinearProblem is made per active set (the first time it is needed
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
 
 
@@ -91,7 +92,7 @@ class Constraints:
             self.pins[name][1].x.array[:] = u[name].x.array
         key = (flags, pinned)
         if key not in self._problems:
-            off = [c for c, on in zip(self.contact_bcs, flags) if not on]
+            off = [c for c, on in zip(self.contact_bcs, flags, strict=False) if not on]
             bcs = [bc for bc in self.bcs if all(bc is not c for c in off)] + [self.pins[n][0] for n in pinned]
             self._problems[key] = (build(bcs, len(self._problems)), bcs)
         self.problem, self.active_bcs = self._problems[key]

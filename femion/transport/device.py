@@ -14,12 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from femion._dolfinx import MPI
-from femion.laws.kinetics import NUMPY
 from femion.config.schema import Case
+from femion.laws.kinetics import NUMPY
 from femion.magnetic.biot_savart import SheetCurrent, magnetic_flux_density
 from femion.protocol.stages import Controls, top_conductor
-from femion.transport.case_models import build_problem, plan_points, space_points
-from femion.transport.case_models import section_y, transport_layers  # noqa: F401 (device.section_y, ... used)
+from femion.transport.case_models import build_problem, plan_points, section_y, space_points, transport_layers  # noqa: F401 (device.section_y, ... used)
 from femion.transport.problem import TransportProblem
 
 

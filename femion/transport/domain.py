@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from femion._dolfinx import dolfinx, ufl
 
 OX, EL = 1, 2  # cell-integral ids
@@ -20,7 +21,7 @@ GAMMA, TOP = 1, 2  # facet-integral ids
 class TransportDomain:
     """A parent mesh with its oxide and electrolyte cells and the oxide|electrolyte facets."""
 
-    mesh: "dolfinx.mesh.Mesh"
+    mesh: dolfinx.mesh.Mesh
     oxide_cells: np.ndarray
     electrolyte_cells: np.ndarray
     interface_facets: np.ndarray
@@ -75,11 +76,11 @@ class Measures:
     ``dx`` (fixed quadrature), ``dx_mass`` (lumped, for time derivatives), ``dS`` on Γ and ``ds``
     on the top face (None without a counter electrode)."""
 
-    mesh: "dolfinx.mesh.Mesh"
-    cell_tags: "dolfinx.mesh.MeshTags"
-    ox_mesh: "dolfinx.mesh.Mesh"
+    mesh: dolfinx.mesh.Mesh
+    cell_tags: dolfinx.mesh.MeshTags
+    ox_mesh: dolfinx.mesh.Mesh
     ox_map: object
-    el_mesh: "dolfinx.mesh.Mesh"
+    el_mesh: dolfinx.mesh.Mesh
     el_map: object
     dx: ufl.Measure
     dx_mass: ufl.Measure

@@ -14,6 +14,7 @@ Time derivatives are variable-step BDF: (a0 x^{n+1} + a1 x^n + a2 x^{n−1})/Δt
 from __future__ import annotations
 
 import numpy as np
+
 from femion._dolfinx import MPI, dolfinx, ufl
 from femion.laws.kinetics import NUMPY
 
@@ -42,7 +43,7 @@ class Fields:
         self.u_old = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.names if n.startswith(stored)}
         self.u_older = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.u_old}
         W = ufl.MixedFunctionSpace(*[self.spaces[n] for n in self.names])
-        self.v = dict(zip(self.names, ufl.TestFunctions(W)))
+        self.v = dict(zip(self.names, ufl.TestFunctions(W), strict=False))
         #: BDF coefficients a0, a1, a2
         self.a = [dolfinx.fem.Constant(msh, v) for v in (1.0, -1.0, 0.0)]
         self.have_older = False
@@ -87,7 +88,7 @@ class Fields:
             coeffs = ((1 + 2 * om) / (1 + om), -(1 + om), om**2 / (1 + om))
         else:
             coeffs = (1.0, -1.0, 0.0)
-        for c, v in zip(self.a, coeffs):
+        for c, v in zip(self.a, coeffs, strict=False):
             c.value = v
 
     def values(self) -> dict:

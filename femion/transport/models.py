@@ -28,8 +28,8 @@ of a concentration change. Species totals are conserved to solver tolerance by c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -4,7 +4,10 @@ that knows the residual's round-off floor."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+
 from femion._dolfinx import MPI, PETSc, dolfinx
 
 
@@ -18,7 +21,7 @@ class BoundedNewton:
     #: largest Newton change per iteration: log-concentrations and logit(θ) by 2 (a factor e²
     #: in c), ψ by 10 (0.26 V), φ_e by 0.5 V. Unclipped Newton on log variables overshoots
     #: when a concentration must rise by decades in a step, then creeps back one unit per step.
-    MAX_UPDATE = {"w": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
+    MAX_UPDATE: ClassVar[dict[str, float]] = {"w": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
     MAX_UPDATE_LOG_C = 2.0
     STEP_TOLERANCE = 1e-10
     STALL_ITERATIONS = 6

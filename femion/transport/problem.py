@@ -7,10 +7,11 @@ builds it in named steps; the public methods advance it, set its controls and me
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
-from typing import Callable, Sequence
 
 import numpy as np
+
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
 from femion.constants import FARADAY, GAS_CONSTANT
 from femion.laws.kinetics import ufl_math
@@ -19,9 +20,9 @@ from femion.transport.bfield import MagneticField, max_hall_parameter
 from femion.transport.constraints import Constraints, nonlinear_problem
 from femion.transport.domain import EL, GAMMA, OX, Measures, TransportDomain
 from femion.transport.fields import Fields
+
 # the models and TransportSolveError stay importable from here (femion.transport.problem.X)
-from femion.transport.models import (ElectrolyteModel, Ion, KineticsModel, LorentzModel,  # noqa: F401
-                                     OxideModel, TopElectrode)
+from femion.transport.models import ElectrolyteModel, Ion, KineticsModel, LorentzModel, OxideModel, TopElectrode  # noqa: F401
 from femion.transport.newton import BoundedNewton, TransportSolveError  # noqa: F401
 
 
@@ -213,7 +214,7 @@ class TransportProblem:
         """Free the solvers (and with them the meshes) now; the problem cannot step afterwards."""
         self.constraints.close()
 
-    def __enter__(self) -> "TransportProblem":
+    def __enter__(self) -> TransportProblem:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -255,7 +256,7 @@ class TransportProblem:
         """New potentials (V) of the electron contacts, in the order they were given."""
         if len(values) != len(self.contact_potentials):
             raise ValueError(f"expected {len(self.contact_potentials)} contact potentials, got {len(values)}")
-        for c, v in zip(self.contact_potentials, values):
+        for c, v in zip(self.contact_potentials, values, strict=False):
             c.value = v
 
     def set_top_potential(self, value: float | Callable[[np.ndarray], np.ndarray]) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
 from femion.constants import BOLTZMANN, FARADAY, GAS_CONSTANT, VACUUM_PERMITTIVITY
 from femion.laws.kinetics import arrhenius, exchange_current_density_at, rate
-from femion.laws.lorentz import closure_surface_flux, hall_parameter, magneto_migration_flux, \
-    magneto_migration_flux_xz
+from femion.laws.lorentz import closure_surface_flux, hall_parameter, magneto_migration_flux, magneto_migration_flux_xz
 from femion.transport.domain import EL, GAMMA, OX, TOP
 
 #: Residual occupancy ε (see :func:`exchange_flux`)
