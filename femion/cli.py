@@ -67,9 +67,14 @@ def cmd_run(args, comm) -> int:
 
     base, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)
     out = Path(args.out) if args.out else Path("results") / base.name
+    if args.resume and not (len(runs) == 1 and runs[0][0] is None):
+        from femion.config import CaseError
+
+        raise CaseError("--resume: resumes a case without variants (a variant's directory holds its checkpoints: "
+                        "copy the variant into a case of its own to resume it)")
     with stop_on_signals():  # Ctrl-C / SIGTERM: stop at the next step, keep the state
         if len(runs) == 1 and runs[0][0] is None:
-            results = [run_case(runs[0][1], out, comm, progress=not args.no_progress)]
+            results = [run_case(runs[0][1], out, comm, progress=not args.no_progress, resume=args.resume)]
             where = results[0].path
         else:
             where, results = run_variants(base, runs, out, comm, progress=not args.no_progress)
@@ -196,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = case_cmd("run", "run a case and write its results directory")
     r.add_argument("--out", help="results directory (default results/<case name>)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--resume", metavar="DIR",
+                   help="continue the transport of an earlier run of the same case (an interrupted or stopped "
+                        "result, or a leftover <out>.partial-<pid>) from its latest checkpoint")
     runs_args(r, "run")
     m = case_cmd("mesh", "build a case's meshes (.msh) and a picture of them")
     m.add_argument("--out", help="directory (default meshes/)")

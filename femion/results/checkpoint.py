@@ -13,8 +13,8 @@ cannot load beside the PyPI wheel's ADIOS2 (shared/dolfinx-notes.md).
 from __future__ import annotations
 
 import json
-import zipfile
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np

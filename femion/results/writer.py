@@ -397,13 +397,25 @@ class CsvSeries:
     def __init__(self, path: Path, columns: list[str], comm):
         self.columns = columns
         self.rank0 = comm.rank == 0
+        self.rows = 0  # rows written so far
         if self.rank0:
             self.fh = open(path, "w")  # noqa: SIM115 (a row per step until close())
             self.fh.write(",".join(columns) + "\n")
 
     def row(self, values: dict) -> None:
+        self.rows += 1
         if self.rank0:
             self.fh.write(",".join(f"{values[c]:.12g}" for c in self.columns) + "\n")
+            self.fh.flush()
+
+    def copy_rows(self, source: Path, count: int) -> None:
+        """Continue from the first ``count`` rows of an earlier run's CSV ``source`` (a resumed run)."""
+        self.rows += count
+        if self.rank0:
+            lines = source.read_text().splitlines()
+            if lines[0].split(",") != self.columns or len(lines) - 1 < count:
+                raise OutputError(f"{source} does not hold the {count} rows the checkpoint expects")
+            self.fh.write("\n".join(lines[1:count + 1]) + ("\n" if count else ""))
             self.fh.flush()
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from femion._dolfinx import MPI
 from femion.conductor import SheetSolution
-from femion.config import Case, dump_case
+from femion.config import Case, CaseError, dump_case
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
 from femion.results.writer import ResultWriter
@@ -53,6 +53,7 @@ class Run:
     transport: dict | None = None  # summary entries of the transport
     stop: Stop | None = None
     summary: dict | None = None
+    resume: object = None  # femion.run.checkpoints.Resume: continue an earlier run's transport
 
 
 def mesh_stage(run: Run) -> None:
@@ -70,7 +71,8 @@ def magnetic_field_stage(run: Run) -> None:
 
 
 def transport_stage(run: Run) -> None:
-    run.transport, run.stop = run_transport(run.case, run.writer, run.spec, run.sheets, run.solutions, run.comm)
+    run.transport, run.stop = run_transport(run.case, run.writer, run.spec, run.sheets, run.solutions, run.comm,
+                                            run.resume)
 
 
 def write_fields_stage(run: Run) -> None:
@@ -146,11 +148,19 @@ PIPELINE = (
 STAGES = [s.name for s in PIPELINE]
 
 
-def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, progress: bool = True) -> RunResult:
-    """Run ``case`` and write its results directory ``out`` (see :mod:`femion.results.writer`)."""
+def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, progress: bool = True,
+             resume: str | Path | None = None) -> RunResult:
+    """Run ``case`` and write its results directory ``out`` (see :mod:`femion.results.writer`);
+    ``resume``: a results directory of an earlier run of the same case whose transport stopped
+    (interrupted, or a leftover partial directory): continue from its latest checkpoint."""
+    from femion.run.checkpoints import Resume
+
     t_start = time.perf_counter()
+    found = None if resume is None else Resume.find(resume)
+    if found is not None and case.transport is None:
+        raise CaseError("--resume: this case has no transport to resume")
     with ResultWriter(out, comm) as writer:
-        run = Run(case, comm, writer)
+        run = Run(case, comm, writer, resume=found)
         names = [s for s in STAGES if s != "transport" or case.transport is not None]
         with Stages(names, comm.rank, enabled=progress) as bar:
             for stage in PIPELINE:

@@ -156,6 +156,29 @@ class Recorder:
         self.update()
         self.output(self.problem.t)
 
+    def state(self) -> dict:
+        """Where the record stands (for checkpoints): output times, rows, stage, the monitor."""
+        m = self.monitor
+        return {"times": list(self.times), "csv_rows": self.csv.rows, "stage": self.stage,
+                "monitor": {"conserved0": m.conserved0, "total0": m.total0, "closed": m.closed,
+                            "drift": m.drift, "cmin": m.cmin if np.isfinite(m.cmin) else None}}
+
+    def load_state(self, state: dict, csv_source) -> None:
+        """Continue from :meth:`state`; the first rows of transport.csv come from ``csv_source``."""
+        self.times, self.stage = list(state["times"]), state["stage"]
+        mon = state["monitor"]
+        m = self.monitor
+        m.conserved0, m.total0, m.closed, m.drift = mon["conserved0"], mon["total0"], mon["closed"], mon["drift"]
+        m.cmin = np.inf if mon["cmin"] is None else mon["cmin"]
+        self.csv.copy_rows(csv_source, state["csv_rows"])
+
+    def rewrite_output(self, t: float) -> None:
+        """Write the output fields of the present state at output time ``t`` (a resumed run
+        rebuilding its field series from the checkpoints of its earlier output times)."""
+        self.update()
+        for f in self.series:
+            f.write(t)
+
     def close(self) -> None:
         for f in self.series:
             f.close()

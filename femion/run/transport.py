@@ -6,9 +6,11 @@ the clock moves on, and the time stepping restarts at first order from the initi
 
 from __future__ import annotations
 
+from femion.config import dump_case
 from femion.geometry import mesh as geometry
 from femion.protocol import plan_protocol, ramp
 from femion.run import interrupts
+from femion.run.checkpoints import Checkpointer
 from femion.run.recorder import Recorder
 from femion.run.stops import Stop
 from femion.run.summary import transport_summary
@@ -17,13 +19,15 @@ from femion.transport.problem import TransportSolveError
 from femion.transport.stepping import StepControl, StepFailure, Stepper
 
 
-def run_transport(case, writer, spec, sheets, solutions, comm):
-    """Run the protocol (or the drives for ``duration``), writing fields at the output times and
-    a CSV row for every step. Returns (summary entries, None) or, if the time step collapsed or a
-    stop was requested, the entries of the last good state and a :class:`~femion.run.stops.Stop`."""
+def run_transport(case, writer, spec, sheets, solutions, comm, resume=None):
+    """Run the protocol (or the drives for ``duration``), writing fields at the output times, a
+    CSV row for every step and a checkpoint at every output time (and where it stops). With
+    ``resume`` (:class:`~femion.run.checkpoints.Resume`) it continues an earlier run of the same
+    case from its latest checkpoint. Returns (summary entries, None) or, if the time step collapsed
+    or a stop was requested, the entries of the last good state and a :class:`~femion.run.stops.Stop`."""
     stack = (geometry.build_stack_mesh(spec, comm) if case.mesh.dimension == 3
              else geometry.build_section_mesh(spec, comm))
-    dev = device.build_device(case, stack, {s.name: p for s, p in zip(solutions, sheets, strict=False)},
+    dev = device.build_device(case, stack, {s.name: p for s, p in zip(solutions, sheets, strict=True)},
                               {s.name: s for s in solutions})
     voltages = {s.name: s.voltage for s in solutions}
     planned = plan_protocol(case, {s.name: (s.current, s.voltage) for s in solutions})
@@ -31,42 +35,69 @@ def run_transport(case, writer, spec, sheets, solutions, comm):
     st = case.transport.steps
     stepper = Stepper(dev.problem, StepControl(dt_initial=st.initial, dt_min=st.min, dt_max=st.max, order=st.order),
                       on_step=recorder.record)
+    checkpoints = Checkpointer(writer, dev.problem, stepper, recorder, dump_case(case), comm)
     try:
-        stop = run_protocol(dev, planned, voltages, stepper, recorder)
+        stop = run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume, dump_case(case))
         return transport_summary(case, stack, dev.problem, planned, recorder, stepper.history, stop), stop
     finally:
         recorder.close()
         dev.problem.close()
 
 
-def run_protocol(dev, planned, voltages, stepper, recorder) -> Stop | None:
-    """Settle the first stage's controls, then run every stage to its output times. A collapsed
-    step or a stop request ends it early: the last good state is written and the Stop returned."""
+def run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume=None, case_text="") -> Stop | None:
+    """Settle the first stage's controls, then run every stage to its output times (from a resumed
+    state: the rest of the stage it stopped in, then the others). A collapsed step or a stop
+    request ends it early: the last good state is written, checkpointed and the Stop returned."""
+    stage = planned[0]
     try:
-        first = planned[0].controls
-        dev.apply(first, voltages)
-        settle(dev, first.at_rest, first, voltages, 0.0)
-        recorder.start()
-        for stage in planned:
+        first, within = 0, False
+        if resume is None:
+            dev.apply(stage.controls, voltages)
+            settle(dev, stage.controls.at_rest, stage.controls, voltages, 0.0)
+            recorder.start()
+            checkpoints.save("output", 0, False)
+        else:
+            meta = resume.restore(dev.problem, stepper, recorder, case_text, checkpoints.comm, checkpoints.folder)
+            stage = planned[meta["stage"]]
+            dev.apply(stage.controls, voltages)  # the state is settled under them already
+            first, within = (stage.index + 1, False) if meta["stage_done"] else (stage.index, meta["stage"] > 0
+                                                                                   or dev.problem.t > 0)
+        for stage in planned[first:]:
+            if within:  # carry on inside the stage the checkpoint was taken in
+                within = False
+                run_outputs(stage, dev.problem, stepper, recorder, checkpoints, written=recorder.times[-1])
+                continue
             recorder.enter(stage)
             if stage.index > 0 and stage.controls != planned[stage.index - 1].controls:
                 dev.apply(stage.controls, voltages)
                 settle(dev, planned[stage.index - 1].controls, stage.controls, voltages, dev.problem.t)
-            run_stage(stage, dev.problem, stepper, recorder)
+            run_stage(stage, dev.problem, stepper, recorder, checkpoints)
     except (StepFailure, interrupts.Interrupted) as exc:
+        checkpoints.save("stop", stage.index, False)  # before the last state becomes an output of its own
         recorder.output_last_state()
         return Stop.of(exc)
     return None
 
 
-def run_stage(stage, problem, stepper, recorder) -> None:
+def run_stage(stage, problem, stepper, recorder, checkpoints) -> None:
     """Step through one stage to each of its output times: the controls jumped at its start, so
     BDF restarts at first order from the initial step."""
     problem.restart_at_first_order()
     stepper.dt, stepper.dt_prev = stepper.control.dt_initial, None
+    run_outputs(stage, problem, stepper, recorder, checkpoints)
+
+
+def run_outputs(stage, problem, stepper, recorder, checkpoints, written: float = -float("inf")) -> None:
+    """The stage's output times after ``written`` (the last output a resumed run has): step to
+    each (no step if the state is there already: stopped just before its output), write the
+    fields, checkpoint."""
+    eps = 1e-12 * max(abs(stage.t_end), 1.0)
     for t_out in stage.output_times:
+        if t_out <= written + eps:
+            continue
         stepper.advance_to(float(t_out))
         recorder.output(problem.t)
+        checkpoints.save("output", stage.index, bool(t_out >= stage.t_end - eps))
 
 
 def settle(dev, previous, controls, voltages, t: float, max_jump: float = 0.25) -> None:

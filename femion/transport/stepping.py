@@ -67,6 +67,16 @@ class Stepper:
     def t(self) -> float:
         return self.problem.t
 
+    def state(self) -> dict:
+        """What the next step depends on besides the problem's state (for checkpoints)."""
+        return {"dt": self.dt, "dt_prev": self.dt_prev,
+                "history": [[r.t, r.dt, r.newton_iterations, r.retries] for r in self.history]}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from :meth:`state`: the same next step as the run it was taken from."""
+        self.dt, self.dt_prev = state["dt"], state["dt_prev"]
+        self.history = [StepRecord(t, dt, int(n), int(r)) for t, dt, n, r in state["history"]]
+
     def advance_to(self, t_end: float) -> None:
         """Take steps until ``problem.t == t_end`` exactly (to round-off)."""
         c = self.control
