@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -334,6 +335,18 @@ class IonSpec(_Model):
         return v
 
 
+def _registered(registry: dict, what: str):
+    """A check that a law's name is in its registry when the case is read (so a law registered
+    after import, e.g. in a test or a plugin, is accepted; the error lists the allowed names)."""
+
+    def check(name: str) -> str:
+        if name not in registry:
+            raise ValueError(f"unknown {what} {name!r}; allowed: {', '.join(registry)}")
+        return name
+
+    return check
+
+
 class HostSpec(_Model):
     """Open-circuit potential of the host: U(θ) = U0 − μ(θ)/(zF) (femion.laws.host); U0 defaults to the
     oxide material's ``standard_potential``."""
@@ -359,7 +372,7 @@ class HostSpec(_Model):
 class OxideTransport(_Model):
     initial_filling: Fraction = 0.3
     diffusivity: Diffusivity = 1e-14
-    diffusivity_law: Literal[tuple(DIFFUSIVITY_LAWS)] = "constant"  # type: ignore[valid-type]  # the registry's names
+    diffusivity_law: Annotated[str, AfterValidator(_registered(DIFFUSIVITY_LAWS, "diffusivity law"))] = "constant"
     max_concentration: Concentration | None = None  # default: from the material library
     host: HostSpec = HostSpec()
     gradient_energy: GradientEnergy = 0.0  # Cahn–Hilliard κ, e.g. '1e-12 J*m^2/mol'
@@ -374,7 +387,7 @@ class ElectrolyteTransport(_Model):
 
 
 class KineticsSpec(_Model):
-    law: Literal[tuple(RATE_LAWS)] = "butler_volmer"  # type: ignore[valid-type]  # the registry's names
+    law: Annotated[str, AfterValidator(_registered(RATE_LAWS, "rate law"))] = "butler_volmer"
     exchange_current_density: CurrentDensity = 1.0
     alpha_a: Fraction = 0.5
     alpha_c: Fraction = 0.5
@@ -388,7 +401,7 @@ class KineticsSpec(_Model):
 
     @model_validator(mode="after")
     def _reorg(self):
-        if self.law != "butler_volmer" and self.reorganization_energy is None:
+        if "reorganization" in RATE_LAWS[self.law].parameters and self.reorganization_energy is None:
             raise ValueError(f"law {self.law!r} needs reorganization_energy (e.g. '0.4 eV')")
         if (self.barrier_liquid is None) != (self.barrier_solid is None):
             raise ValueError("give both barrier_liquid and barrier_solid, or neither")
@@ -414,7 +427,7 @@ class LorentzSpec(_Model):
     switched by ``transport.mechanism.lorentz_closure``)."""
 
     bulk: bool = False
-    step_law: Literal[tuple(STEP_LAWS)] = "constant"  # type: ignore[valid-type]  # the registry's names
+    step_law: Annotated[str, AfterValidator(_registered(STEP_LAWS, "step law"))] = "constant"
     step_length: NonnegativeLength = 0.0  # constant λ0, or λ_max for 'saturating'
     step_length_per_tesla: LengthPerTesla = 0.0  # 'proportional'
     half_field: PositiveFluxDensity | None = None  # 'saturating'

@@ -15,8 +15,9 @@ import numpy as np
 
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
 from femion.constants import BOLTZMANN, FARADAY, GAS_CONSTANT, VACUUM_PERMITTIVITY
-from femion.laws.kinetics import arrhenius, exchange_current_density_at, rate
+from femion.laws.kinetics import LAWS, arrhenius, exchange_current_density_at, rate
 from femion.laws.lorentz import closure_surface_flux, hall_parameter, magneto_migration_flux, magneto_migration_flux_xz
+from femion.laws.registry import choose
 from femion.transport.domain import EL, GAMMA, OX, TOP
 
 #: Residual occupancy ε (see :func:`exchange_flux`)
@@ -56,8 +57,9 @@ def exchange_flux(fields, oxide, electrolyte, kinetics, *, f_RT, T, exchange_on,
     params = dict(k.params)
     if k.reorganization_energy is not None:
         params["reorganization"] = k.reorganization_energy / (BOLTZMANN * T)
-    if k.law == "butler_volmer":
-        params.update(alpha_a=k.alpha_a, alpha_c=k.alpha_c)
+    # the transfer coefficients go to every law that declares them (Butler–Volmer and its kin)
+    declared = choose(LAWS, k.law, "rate law").parameters
+    params.update({n: getattr(k, n) for n in ("alpha_a", "alpha_c") if n in declared})
     r_red, r_ox = rate(k.law, z * eta, xp=xp, **params)
     # Residual occupancy ε: the exit rate vanishes as θ → ε and the entry rate as 1 − θ → ε.
     # Under volts of bipolar drive a spot of film otherwise empties completely (the exit rate

@@ -14,6 +14,8 @@ from femion.transport.models import ElectrolyteModel, Ion, KineticsModel, Lorent
 from femion.transport.problem import TransportProblem
 from femion.transport.stepping import StepControl, StepFailure, Stepper
 
+from ..conftest import CASES
+
 T = 298.15
 RT_F = GAS * T / FARADAY
 
@@ -720,3 +722,44 @@ def test_a_closed_problem_frees_its_meshes(comm):
     del p
     gc.collect()
     assert all(m() is None for m in meshes)
+
+
+def test_laws_added_in_a_test_run_in_the_solver(monkeypatch, tmp_path):
+    """A rate law and a diffusivity law registered here (laws/ only: nothing else is edited) are
+    accepted by the case schema and used by the solver: Butler–Volmer at twice the rate halves
+    R_ct; a case naming both runs through the whole chain."""
+    from femion import cli
+    from femion.laws import host, kinetics
+    from femion.laws.registry import Law
+
+    def bv_twice(eta, *, xp, alpha_a, alpha_c):
+        r_red, r_ox = kinetics.butler_volmer(eta, xp=xp, alpha_a=alpha_a, alpha_c=alpha_c)
+        return 2 * r_red, 2 * r_ox
+
+    def half_filled_faster(theta, *, xp, D0):
+        return D0 * (1 + 4 * theta * (1 - theta))
+
+    monkeypatch.setitem(kinetics.LAWS, "bv_twice", Law("bv_twice", bv_twice, ("alpha_a", "alpha_c")))
+    monkeypatch.setitem(host.DIFFUSIVITY_LAWS, "half_filled_faster",
+                        Law("half_filled_faster", half_filled_faster, ("D0",)))
+    i0, eta = 2.0, 1e-3
+    L, tox = 1e-3, WO3_LIKE["thickness"]
+    dom = section(MPI.COMM_SELF, 4, 2, 2, length=L, t_ox=tox, h_el=20e-6)
+    oxide = OxideModel(c_max=WO3_LIKE["c_max"], diffusivity=lambda th, xp: 1e-14,
+                       open_circuit_potential=lambda th, xp: ideal_U(th, xp, 3.0), conductance=0.125, thickness=tox)
+    el = ElectrolyteModel([Ion("Li", 1, 2.6e-10, 1000.0), Ion("ClO4", -1, 4e-10, 1000.0)], exchanging="Li")
+    p = TransportProblem(dom, oxide, el, KineticsModel(law="bv_twice", exchange_current_density=i0),
+                         electron_contacts=[(lambda x: np.isclose(x[0], 0.0), 0.0)], prefix="bv_twice_")
+    p.u["w"].x.array[:] = 0.0
+    p.u["u_Li"].x.array[:] = 0.0
+    p.u["psi"].x.array[:] = 0.0
+    p.u["phi_e"].x.array[:] = 3.0 + eta
+    i_local = p.integrate(FARADAY * p.j, "interface") / L
+    assert -eta / i_local == pytest.approx(RT_F / i0 / 2, rel=1e-2)
+    p.close()
+    out = tmp_path / "run"
+    assert cli.main(["run", str(CASES / "strip_transport.yaml"), "--out", str(out), "--no-progress",
+                     "--set", "mesh.cell_size=2 mm", "--set", "output.figures=false", "--set", "transport.duration=2 s",
+                     "--set", "transport.outputs=1", "--set", "transport.kinetics.law=bv_twice",
+                     "--set", "transport.oxide.diffusivity_law=half_filled_faster"]) == 0
+    assert "bv_twice" in (out / "case.yaml").read_text()
