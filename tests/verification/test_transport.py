@@ -216,6 +216,8 @@ def _gather_sorted(f):
 @pytest.mark.mpi
 def test_one_and_two_ranks_give_the_same_fields(comm):
     """The driven closed cell on all ranks equals the same run on one rank to 1e-8 in every field."""
+    if comm.size == 1:
+        pytest.skip("compares a run on several ranks with a serial one: run under mpiexec -n 2")
     par = closed_cell(comm)
     ser = closed_cell(MPI.COMM_SELF)
     for _ in range(20):
