@@ -91,3 +91,29 @@ def test_a_checkpoint_does_not_continue_another_case(uninterrupted, tmp_path, ca
     assert cli.main(["run", CASE, "--out", str(tmp_path / "b"), *ARGS, "--resume", str(tmp_path / "empty")]) == 2
     assert "holds no checkpoints" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_killed_run_leaves_a_partial_directory_that_resumes(uninterrupted, tmp_path):
+    """A run killed outright (SIGKILL: no chance to stop cleanly) leaves <out>.partial-<pid>: the next
+    run into <out> reports it and keeps it, and --resume from it reaches the uninterrupted final state."""
+    out = tmp_path / "res"
+    proc = femion_proc("run", CASE, "--out", str(out), *ARGS)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        csvs = list(tmp_path.glob("res.partial-*/transport.csv"))
+        if csvs and len(csvs[0].read_text().splitlines()) > 60:  # past the 20 s output
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate(timeout=60)
+    (partial,) = tmp_path.glob("res.partial-*")
+    resumed = femion_proc("run", CASE, "--out", str(out), *ARGS, "--resume", str(partial))
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert f"{partial} is left over from an earlier run that did not finish; kept" in stderr
+    assert partial.is_dir()
+    (_, th_ref), (_, th_got) = final_theta(uninterrupted), final_theta(out)
+    assert np.abs(th_got - th_ref).max() < 1e-10
+    got = json.loads((out / "summary.json").read_text())
+    assert got["times_s"] == pytest.approx(json.loads((uninterrupted / "summary.json").read_text())["times_s"])
