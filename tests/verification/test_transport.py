@@ -765,3 +765,42 @@ def test_laws_added_in_a_test_run_in_the_solver(monkeypatch, tmp_path):
                      "--set", "transport.outputs=1", "--set", "transport.kinetics.law=bv_twice",
                      "--set", "transport.oxide.diffusivity_law=half_filled_faster"]) == 0
     assert "bv_twice" in (out / "case.yaml").read_text()
+
+
+def test_each_step_keeps_the_discrete_species_balance_exactly(comm):
+    """Injection through the counter electrode, BDF1 and BDF2 steps: every step the cell's Li grows by
+    exactly Δt·∫j_top (BDF1) or its BDF2 combination, and ClO4 not at all, to 1e-13 of the amount
+    (Newton alone leaves its floor, ~1e-10 of the volume per step)."""
+    L, tox, hel = 1e-4, 0.5e-6, 5e-6
+    dom = section(comm, 4, 1, 4, length=L, t_ox=tox, h_el=hel, top=True)
+    oxide = OxideModel(c_max=1.3e4, diffusivity=lambda th, xp: 1e-14,
+                       open_circuit_potential=lambda th, xp: ideal_U(th, xp, 3.0), theta_initial=0.1,
+                       conductance=0.125, thickness=tox)
+    U0 = 3.0 + RT_F * np.log(0.9 / 0.1)
+    contacts = [(lambda x: np.isclose(x[0], 0.0), U0), (lambda x: np.isclose(x[0], L), U0)]
+    p = TransportProblem(dom, oxide, binary(2.6e-10, 4e-10, 1000.0), KineticsModel(exchange_current_density=1.0),
+                         electron_contacts=contacts, top=TopElectrode(potential=0.0, exchange_current_density=10.0),
+                         prefix="balance_")
+    p.set_top_potential(0.2)
+
+    def li(t):
+        return t["oxide"] + t["Li"]
+
+    history = [p.totals()]
+    dt = 0.05
+    for k in range(8):
+        order = 1 if k < 4 else 2
+        p.step(dt, order=order, dt_prev=dt)
+        history.append(p.totals())
+        new, old = history[-1], history[-2]
+        released = dt * p.counter_electrode_release()
+        if order == 1:
+            assert li(new) - li(old) == pytest.approx(released, rel=1e-9, abs=1e-13 * li(new))
+        else:
+            older = history[-3]
+            # (3/2 M^{n+1} − 2 M^n + 1/2 M^{n−1}) = Δt S^{n+1} for equal steps
+            assert 1.5 * li(new) - 2 * li(old) + 0.5 * li(older) == pytest.approx(
+                released, rel=1e-9, abs=1e-13 * li(new))
+        assert new["ClO4"] == pytest.approx(history[0]["ClO4"], rel=1e-13)
+    assert li(history[-1]) > li(history[0])  # Li was injected
+    p.close()
