@@ -695,20 +695,3 @@ class Case(_Model):
             out[layer.name] = (z, z + layer.thickness)
             z += layer.thickness
         return out
-
-
-# ------------------------------------------------------------ moved names
-#: names that moved to femion.config.loading in the split of this module; old imports
-#: (``from femion.config.schema import load_case``) keep working. Import them from femion.config.
-_MOVED_TO_LOADING = frozenset({
-    "CaseError", "apply_overrides", "dump_case", "format_validation_error", "load_case", "load_runs", "load_yaml",
-    "read_case_mapping", "validate_case", "YAML_MAX_DEPTH", "YAML_MAX_VALUES",
-})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_LOADING:
-        from femion.config import loading
-
-        return getattr(loading, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

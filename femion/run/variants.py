@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from femion._dolfinx import MPI
-from femion.config.schema import dump_case
+from femion.config import dump_case
 from femion.results.writer import ResultWriter
 from femion.run import interrupts
 from femion.run.pipeline import run_case
