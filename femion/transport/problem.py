@@ -180,8 +180,10 @@ class TransportProblem:
         self._activate()
 
     def _define_balance(self) -> None:
-        # manufactured solutions bring volume sources of their own: no balance to keep there
-        self.balance = None if self._given.sources else SpeciesBalance(self)
+        # manufactured sources, or species held at given values on a boundary (an open end: a
+        # verification set-up), exchange amounts with the outside: no balance to keep there
+        open_ends = any(n == "w" or n.startswith("u_") for n in (self._given.dirichlet or {}))
+        self.balance = None if self._given.sources or open_ends else SpeciesBalance(self)
 
     def _activate(self) -> None:
         """Use the nonlinear problem whose Dirichlet set matches the controls (made once each)."""
