@@ -90,33 +90,13 @@ def cmd_run(args, comm) -> int:
     return 0
 
 
-def _on_rank0(comm, work) -> None:
-    """Run ``work()`` on rank 0 and raise its OutputError on every rank: the other ranks would
-    otherwise wait at the next barrier forever. Any other failure stops them with status 1."""
-    from femion.results import OutputError
-
-    failure = None
-    if comm.rank == 0:
-        try:
-            work()
-        except OutputError as exc:
-            failure = exc
-        except BaseException:
-            comm.bcast("", root=0)
-            raise
-    failure = comm.bcast(None if failure is None else str(failure), root=0)
-    if failure == "":
-        raise SystemExit(EXIT_FAILURE)
-    if failure is not None:
-        raise OutputError(failure)
-
-
 def cmd_report(args, comm) -> int:
     from femion.post.report import write_report
+    from femion.results import on_root
     from femion.results.reader import open_result
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
-    _on_rank0(comm, lambda: print(write_report(args.result)))
+    on_root(comm, lambda: print(write_report(args.result)), f"cannot write the report of {args.result}")
     return 0
 
 
@@ -159,10 +139,11 @@ def cmd_mesh(args, comm) -> int:
 
 def cmd_plot(args, comm) -> int:
     from femion.post.figures import render_result
+    from femion.results import on_root
     from femion.results.reader import open_result
 
     open_result(args.result)  # checks it is a result directory with a complete summary.json
-    _on_rank0(comm, lambda: [print(p) for p in render_result(args.result)])
+    on_root(comm, lambda: [print(p) for p in render_result(args.result)], f"cannot draw {args.result}")
     return 0
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from femion._dolfinx import MPI, dolfinx, geometry_dofmap
 from femion.magnetic.biot_savart import SheetCurrent
-from femion.results import OutputError
+from femion.results import OutputError, on_root
 
 MANIFEST = ".femion-result.json"
 """Written last into every results directory: what femion wrote there and how the run ended.
@@ -95,20 +95,8 @@ class ResultWriter:
         return False
 
     def on_root(self, fn, what: str):
-        """Run ``fn`` on rank 0 and return its value on every rank; a failure raises OutputError on
-        every rank (instead of leaving the other ranks waiting at the next collective call)."""
-        value, error = None, None
-        if self.comm.rank == 0:
-            try:
-                value = fn()
-            except OutputError as exc:
-                error = str(exc)
-            except OSError as exc:
-                error = f"{what}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
-        value, error = self.comm.bcast((value, error), root=0)
-        if error is not None:
-            raise OutputError(error)
-        return value
+        """:func:`femion.results.on_root` on this writer's communicator."""
+        return on_root(self.comm, fn, what)
 
     # -- files written by rank 0
     def write_text(self, name: str, text: str) -> None:

@@ -28,7 +28,8 @@ def case_hash(case_text: str) -> str:
     return hashlib.sha256(case_text.encode()).hexdigest()[:16]
 
 
-def _arrays(problem, snapshot: dict) -> dict:
+def _arrays(snapshot: dict) -> dict:
+    """{key: (space name, dof values)} of the unknowns and both history levels."""
     return {f"{key}/{n}": (n, snapshot[key][n]) for key in ("u", "u_old", "u_older") for n in snapshot[key]}
 
 
@@ -50,7 +51,7 @@ class Checkpointer:
                 "have_older": bool(snap["have_older"]), "stage": stage, "stage_done": stage_done,
                 "stepper": self.stepper.state(), "recorder": self.recorder.state()}
         name = f"output_{k}.npz" if kind == "output" else "stop.npz"
-        return write_checkpoint(self.folder / name, self.comm, self.problem.spaces, _arrays(self.problem, snap), meta)
+        return write_checkpoint(self.folder / name, self.comm, self.problem.spaces, _arrays(snap), meta)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Resume:
             raise CaseError(f"--resume: the checkpoints in {self.source} were written for another case or other "
                             f"settings (resume with the same case file, --set and --quick)")
         for k in range(meta["output"] + 1):
-            m, r = self._load(self.source / FOLDER / f"output_{k}.npz", comm, problem)
+            m, r = self._load(self.source / FOLDER / f"output_{k}.npz", comm)
             self._put(problem, m, r)
             recorder.rewrite_output(m["t"])
         self._put(problem, meta, raw)
@@ -99,7 +100,7 @@ class Resume:
         return meta
 
     @staticmethod
-    def _load(path: Path, comm, problem) -> tuple[dict, dict]:
+    def _load(path: Path, comm) -> tuple[dict, dict]:
         try:
             return read_checkpoint(path, comm)
         except CheckpointError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from femion._dolfinx import MPI, dolfinx
-from femion.constants import FARADAY, GAS_CONSTANT
 from femion.results.writer import CsvSeries, FieldSeries
 from femion.run import interrupts
 from femion.transport.stepping import StepFailure
@@ -62,11 +61,11 @@ class Recorder:
     ``electrolyte`` (:attr:`fields` names them for summary.json), at the output times
     (:attr:`times`); a transport.csv row per step (:meth:`record`, the stepper's ``on_step``)."""
 
-    def __init__(self, problem, writer, formats, temperature: float, comm):
+    def __init__(self, problem, writer, formats, comm):
         self.problem, self.comm = problem, comm
         self.ions = [i.name for i in problem.electrolyte.ions]
         self.exchanged = problem.electrolyte.exchanging
-        self._declare_fields(temperature)
+        self._declare_fields()
         self.series = [FieldSeries(writer, "oxide", [self.theta, self.c_ox, self.phi_s], formats),
                        FieldSeries(writer, "electrolyte", [self.c_el[n] for n in self.ions] + [self.phi_l], formats)]
         self.fields = {"oxide": ["theta", "c_oxide", "phi_s"],
@@ -76,7 +75,7 @@ class Recorder:
         self.stage = 0
         self.times = [0.0]
 
-    def _declare_fields(self, temperature: float) -> None:
+    def _declare_fields(self) -> None:
         p = self.problem
 
         def P1(m, name):
@@ -87,9 +86,8 @@ class Recorder:
         self.phi_l = P1(p.el_mesh, "phi_l")
         conc = p.concentration_exprs(p.u)
         th_expr = p.theta_expr(p.u["w"])
-        RT_F = GAS_CONSTANT * temperature / FARADAY
         exprs = [(self.theta, th_expr), (self.c_ox, p.oxide.c_max * th_expr), (self.phi_s, p.u["phi_e"]),
-                 (self.phi_l, RT_F * p.u["psi"])] + [(self.c_el[n], conc[n]) for n in self.ions]
+                 (self.phi_l, p.u["psi"] / p.f_RT)] + [(self.c_el[n], conc[n]) for n in self.ions]
         self._compiled = [(f, dolfinx.fem.Expression(e, f.function_space.element.interpolation_points))
                           for f, e in exprs]
 

@@ -31,13 +31,14 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None):
                               {s.name: s for s in solutions})
     voltages = {s.name: s.voltage for s in solutions}
     planned = plan_protocol(case, {s.name: (s.current, s.voltage) for s in solutions})
-    recorder = Recorder(dev.problem, writer, tuple(case.output.fields), case.transport.temperature, comm)
+    recorder = Recorder(dev.problem, writer, tuple(case.output.fields), comm)
     st = case.transport.steps
     stepper = Stepper(dev.problem, StepControl(dt_initial=st.initial, dt_min=st.min, dt_max=st.max, order=st.order),
                       on_step=recorder.record)
-    checkpoints = Checkpointer(writer, dev.problem, stepper, recorder, dump_case(case), comm)
+    case_text = dump_case(case)  # checkpoints belong to this resolved case
+    checkpoints = Checkpointer(writer, dev.problem, stepper, recorder, case_text, comm)
     try:
-        stop = run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume, dump_case(case))
+        stop = run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume, case_text)
         return transport_summary(case, stack, dev.problem, planned, recorder, stepper.history, stop), stop
     finally:
         recorder.close()
@@ -50,7 +51,7 @@ def run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume=
     request ends it early: the last good state is written, checkpointed and the Stop returned."""
     stage = planned[0]
     try:
-        first, within = 0, False
+        first, within = 0, False  # the first stage to run; True: carry on inside it
         if resume is None:
             dev.apply(stage.controls, voltages)
             settle(dev, stage.controls.at_rest, stage.controls, voltages, 0.0)
@@ -60,8 +61,10 @@ def run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume=
             meta = resume.restore(dev.problem, stepper, recorder, case_text, checkpoints.comm, checkpoints.folder)
             stage = planned[meta["stage"]]
             dev.apply(stage.controls, voltages)  # the state is settled under them already
-            first, within = (stage.index + 1, False) if meta["stage_done"] else (stage.index, meta["stage"] > 0
-                                                                                   or dev.problem.t > 0)
+            if meta["stage_done"]:
+                first = stage.index + 1
+            else:  # inside the stage, unless it is the first one and has not begun (t = 0)
+                first, within = stage.index, stage.index > 0 or dev.problem.t > 0
         for stage in planned[first:]:
             if within:  # carry on inside the stage the checkpoint was taken in
                 within = False
