@@ -443,10 +443,15 @@ class LorentzSpec(_Model):
 
 
 class StepSpec(_Model):
+    """Time steps (s): the first of each stage, the smallest and largest; BDF order; ``tolerance``:
+    the largest local truncation error of one step in θ and in c_i/c_i,0 (dimensionless), which
+    sets the step between those bounds (null: Newton's iteration count alone)."""
+
     initial: Time = 1.0
     min: Time = 1e-6
     max: Time = 60.0
     order: Literal[1, 2] = 2
+    tolerance: float | None = Field(1e-3, gt=0, le=0.5)
 
     @model_validator(mode="after")
     def _ordered(self):

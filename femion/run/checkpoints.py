@@ -29,8 +29,8 @@ def case_hash(case_text: str) -> str:
 
 
 def _arrays(snapshot: dict) -> dict:
-    """{key: (space name, dof values)} of the unknowns and both history levels."""
-    return {f"{key}/{n}": (n, snapshot[key][n]) for key in ("u", "u_old", "u_older") for n in snapshot[key]}
+    """{key: (space name, dof values)} of the unknowns and the history levels."""
+    return {f"{key}/{n}": (n, snapshot[key][n]) for key in ("u", "u_old", "u_older", "u_oldest") for n in snapshot[key]}
 
 
 class Checkpointer:
@@ -48,7 +48,8 @@ class Checkpointer:
         snap = self.problem.snapshot()
         k = len(self.recorder.times) - 1
         meta = {"case_hash": self.hash, "kind": kind, "output": k, "t": snap["t"],
-                "have_older": bool(snap["have_older"]), "stage": stage, "stage_done": stage_done,
+                "have_older": bool(snap["have_older"]), "past_dt": snap["past_dt"],
+                "stage": stage, "stage_done": stage_done,
                 "stepper": self.stepper.state(), "recorder": self.recorder.state()}
         name = f"output_{k}.npz" if kind == "output" else "stop.npz"
         return write_checkpoint(self.folder / name, self.comm, self.problem.spaces, _arrays(snap), meta)
@@ -112,7 +113,8 @@ class Resume:
             values = restore_arrays(raw, meta, problem.spaces)
         except CheckpointError as exc:
             raise CaseError(f"--resume: {exc}") from None
-        snap = {"t": meta["t"], "have_older": meta["have_older"], "u": {}, "u_old": {}, "u_older": {}}
+        snap = {"t": meta["t"], "have_older": meta["have_older"], "past_dt": meta.get("past_dt", []),
+                "u": {}, "u_old": {}, "u_older": {}, "u_oldest": {}}
         for key, arr in values.items():
             part, name = key.split("/")
             snap[part][name] = arr

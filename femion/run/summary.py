@@ -87,6 +87,9 @@ def transport_summary(case, stack, problem, planned, recorder, steps, stop) -> d
             "dofs": sum(V.dofmap.index_map.size_global for V in problem.spaces.values()),
             "steps": len(steps),
             "newton_iterations": int(sum(r.newton_iterations for r in steps)),
+            # Jacobians assembled and factorised (the other iterations reuse one); counted from the
+            # start of this process, so a resumed run counts from where it resumed
+            "jacobians": problem.newton.jacobians,
             "final_time_s": problem.t,
             "fields": recorder.fields,
             "max_B_T": problem.max_B,

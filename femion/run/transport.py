@@ -33,7 +33,8 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None):
     planned = plan_protocol(case, {s.name: (s.current, s.voltage) for s in solutions})
     recorder = Recorder(dev.problem, writer, tuple(case.output.fields), comm)
     st = case.transport.steps
-    stepper = Stepper(dev.problem, StepControl(dt_initial=st.initial, dt_min=st.min, dt_max=st.max, order=st.order),
+    stepper = Stepper(dev.problem, StepControl(dt_initial=st.initial, dt_min=st.min, dt_max=st.max, order=st.order,
+                                                  tolerance=st.tolerance),
                       on_step=recorder.record)
     case_text = dump_case(case)  # checkpoints belong to this resolved case
     checkpoints = Checkpointer(writer, dev.problem, stepper, recorder, case_text, comm)
@@ -85,8 +86,7 @@ def run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume=
 def run_stage(stage, problem, stepper, recorder, checkpoints) -> None:
     """Step through one stage to each of its output times: the controls jumped at its start, so
     BDF restarts at first order from the initial step."""
-    problem.restart_at_first_order()
-    stepper.dt, stepper.dt_prev = stepper.control.dt_initial, None
+    stepper.restart()
     run_outputs(stage, problem, stepper, recorder, checkpoints)
 
 

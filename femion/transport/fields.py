@@ -42,11 +42,16 @@ class Fields:
         stored = ("w", "u_", "psi") if store_psi else ("w", "u_")
         self.u_old = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.names if n.startswith(stored)}
         self.u_older = {n: dolfinx.fem.Function(self.spaces[n]) for n in self.u_old}
+        # one level more, for the local error of a BDF2 step only (not in any form)
+        self.u_oldest = {n: f.x.array.copy() for n, f in self.u_older.items()}
         W = ufl.MixedFunctionSpace(*[self.spaces[n] for n in self.names])
         self.v = dict(zip(self.names, ufl.TestFunctions(W), strict=False))
         #: BDF coefficients a0, a1, a2
         self.a = [dolfinx.fem.Constant(msh, v) for v in (1.0, -1.0, 0.0)]
         self.have_older = False
+        #: steps (s) that led to the history levels since the last restart, newest first:
+        #: [t_n − t_{n−1}, t_{n−1} − t_{n−2}] (the local error needs them)
+        self.past_dt: list[float] = []
 
     # ------------------------------------------------------------ expressions
     @staticmethod
@@ -99,31 +104,67 @@ class Fields:
         for n, arr in saved.items():
             self.u[n].x.array[:] = arr
 
-    def accept(self) -> None:
-        """The present state becomes the newest history level (after a converged step)."""
+    def accept(self, dt: float) -> None:
+        """The present state becomes the newest history level (after a converged step of ``dt``)."""
         for n in self.u_old:
+            self.u_oldest[n][:] = self.u_older[n].x.array
             self.u_older[n].x.array[:] = self.u_old[n].x.array
             self.u_old[n].x.array[:] = self.u[n].x.array
+        # a step after a restart has no valid older level: its predecessor's step is not kept
+        self.past_dt = [dt] + (self.past_dt[:1] if self.have_older else [])
         self.have_older = True
+
+    def restart(self) -> None:
+        """The next step is BDF1 and the older levels are forgotten (the controls jumped)."""
+        self.have_older = False
+        self.past_dt = []
+
+    def controlled(self, store: dict) -> np.ndarray:
+        """θ and c_i/c_i,0 of every free ion at the owned dofs of ``store`` (a level's
+        {name: dof array}), one vector: the quantities whose local error sets the step."""
+        nw = self.spaces["w"].dofmap.index_map.size_local
+        parts = [1.0 / (1.0 + np.exp(-store["w"][:nw]))]
+        for ion in self.free_ions:
+            n = f"u_{ion.name}"
+            parts.append(np.exp(store[n][: self.spaces[n].dofmap.index_map.size_local]))
+        return np.concatenate(parts)
+
+    def levels(self) -> list[np.ndarray]:
+        """:meth:`controlled` of each valid history level, newest first: y_n, y_{n−1}, y_{n−2}
+        (after a restart fewer; the steps between them are :attr:`past_dt`)."""
+        stores = [{n: f.x.array for n, f in self.u_old.items()}]
+        if self.have_older:
+            stores.append({n: f.x.array for n, f in self.u_older.items()})
+            if len(self.past_dt) == 2:
+                stores.append(self.u_oldest)
+        return [self.controlled(s) for s in stores]
 
     def snapshot(self) -> dict:
         """Unknowns and history (copies)."""
-        return {"have_older": self.have_older, "u": self.values(),
+        return {"have_older": self.have_older, "past_dt": list(self.past_dt), "u": self.values(),
                 "u_old": {n: f.x.array.copy() for n, f in self.u_old.items()},
-                "u_older": {n: f.x.array.copy() for n, f in self.u_older.items()}}
+                "u_older": {n: f.x.array.copy() for n, f in self.u_older.items()},
+                "u_oldest": {n: a.copy() for n, a in self.u_oldest.items()}}
 
     def restore(self, snapshot: dict) -> None:
         self.have_older = snapshot["have_older"]
+        self.past_dt = list(snapshot.get("past_dt", []))
         for key in ("u", "u_old", "u_older"):
             for n, f in getattr(self, key).items():
                 f.x.array[:] = snapshot[key][n]
+        oldest = snapshot.get("u_oldest") or {}
+        if set(oldest) != set(self.u_oldest):  # a state from before this level existed
+            self.past_dt = self.past_dt[:1]
+        for n in self.u_oldest:
+            self.u_oldest[n][:] = oldest.get(n, self.u_older[n].x.array)
 
     def reset_history(self) -> None:
         """Make the present state the whole history."""
         for n in self.u_old:
             self.u_old[n].x.array[:] = self.u[n].x.array
             self.u_older[n].x.array[:] = self.u[n].x.array
-        self.have_older = False
+            self.u_oldest[n][:] = self.u[n].x.array
+        self.restart()
 
     # ------------------------------------------------------------ initial state
     def set_initial(self, electrolyte_initial: dict, contact_values, top, f_RT: float, comm) -> None:

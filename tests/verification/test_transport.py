@@ -804,3 +804,49 @@ def test_each_step_keeps_the_discrete_species_balance_exactly(comm):
         assert new["ClO4"] == pytest.approx(history[0]["ClO4"], rel=1e-13)
     assert li(history[-1]) > li(history[0])  # Li was injected
     p.close()
+
+
+def test_step_control_meets_its_tolerance_at_second_order(comm):
+    """With a local-error tolerance the stepper's error in the decay of a cosine mode of θ falls with
+    the tolerance, and the number of steps grows as tolerance^(−1/3), the rate of a second-order
+    method (BDF2 with its own error estimate)."""
+    L, D = 1e-5, 1e-14
+    dom = section(comm, 24, 2, 1, length=L, t_ox=0.5e-6, h_el=2e-6)
+    tau = L**2 / (np.pi**2 * D)
+    xs = ufl.SpatialCoordinate(dom.mesh)
+    runs = {}
+    for tol in (1e-5, 1e-7, 1e-10):
+        oxide = OxideModel(c_max=1e4, diffusivity=lambda th, xp: D, open_circuit_potential=ideal_U,
+                           theta_initial=lambda x: 0.5 + 0.05 * np.cos(np.pi * x[0] / L), conductance=0.0,
+                           thickness=0.5e-6)
+        p = TransportProblem(dom, oxide, binary(2.6e-10, 4e-10, 1000.0), KineticsModel(exchange_current_density=0.0),
+                             prefix="tol_")
+        s = Stepper(p, StepControl(dt_initial=1e-3 * tau, dt_min=1e-9 * tau, dt_max=tau, tolerance=tol))
+        s.advance_to(2 * tau)
+        amplitude = p.integrate((p.theta_expr(p.u["w"]) - 0.5) * ufl.cos(np.pi * xs[0] / L), "oxide")
+        runs[tol] = (amplitude, len(s.history))
+        p.close()
+    exact = runs[1e-10][0]
+    err = {tol: abs(runs[tol][0] - exact) / abs(exact) for tol in (1e-5, 1e-7)}
+    assert err[1e-7] < err[1e-5] / 20
+    assert err[1e-5] < 1e-2
+    ratio = runs[1e-7][1] / runs[1e-5][1]
+    assert 100 ** (1 / 3) / 1.6 < ratio < 100 ** (1 / 3) * 1.6  # 4.6 for second order (21 for first)
+
+
+def test_an_end_emptied_by_the_drive_costs_newton_nothing(comm):
+    """A drive of 1 V empties the film at one end to its bound (θ = e^−25): the nodes held there are
+    an active set, not an unsolved residual, so Newton keeps converging in a few iterations per step
+    and the species stay conserved."""
+    p = closed_cell(comm, nx=20, drive=1.0)
+    totals = p.totals()
+    li0 = totals["oxide"] + totals["Li"]
+    s = Stepper(p, StepControl(dt_initial=0.1, dt_min=1e-6, dt_max=20.0, tolerance=1e-3))
+    s.advance_to(600.0)
+    theta = 1 / (1 + np.exp(-p.u["w"].x.array))
+    assert comm.allreduce(float(theta.min(initial=1.0)), op=MPI.MIN) < 1e-10  # emptied to the bound
+    late = [r for r in s.history if r.t > 300.0]
+    assert late and np.mean([r.newton_iterations for r in late]) <= 4.0
+    assert max(r.dt for r in late) >= 10.0  # the step is not held back by the emptied end
+    totals = p.totals()
+    assert abs(totals["oxide"] + totals["Li"] - li0) / li0 < 1e-12

@@ -1,0 +1,58 @@
+"""The local truncation error estimate of the BDF steps (femion.transport.stepping.local_error)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from femion.transport.stepping import local_error
+
+
+def bdf2_step(y, dydt, t_new, dt, dt_prev):
+    """One variable-step BDF2 step of y' = dydt(t) from the exact y at t_n and t_{n−1}."""
+    om = dt / dt_prev
+    a0, a1, a2 = (1 + 2 * om) / (1 + om), -(1 + om), om**2 / (1 + om)
+    t_n, t_nm1 = t_new - dt, t_new - dt - dt_prev
+    return (dt * dydt(t_new) - a1 * y(t_n) - a2 * y(t_nm1)) / a0
+
+
+@pytest.mark.parametrize("omega", [0.5, 1.0, 1.7, 2.0])
+def test_bdf2_estimate_is_the_true_local_error_of_a_cubic(omega):
+    """For y = t³ (y''' = 6 everywhere) the estimate from four exact levels equals the error of one
+    BDF2 step from exact history, for any step ratio ω."""
+    dt_prev, dt_prev2 = 0.3, 0.45
+    dt = omega * dt_prev
+    t_new = 2.0
+
+    def y(t):
+        return np.array([t**3, 2 * t**3 - t])  # a linear part has no error
+
+    def dydt(t):
+        return np.array([3 * t**2, 6 * t**2 - 1])
+
+    true_error = bdf2_step(y, dydt, t_new, dt, dt_prev) - y(t_new)
+    past = [y(t_new - dt), y(t_new - dt - dt_prev), y(t_new - dt - dt_prev - dt_prev2)]
+    estimate = local_error(y(t_new), past, [dt, dt_prev, dt_prev2], order=2)
+    assert np.abs(estimate) == pytest.approx(np.abs(true_error), rel=1e-10)
+    assert np.abs(true_error[0]) > 1e-3  # the check is not of two zeros
+
+
+def test_backward_euler_estimate_is_the_true_local_error_of_a_parabola():
+    """y = t²: one backward-Euler step from the exact y_n misses by Δt² = Δt²/2·y''."""
+    dt, dt_prev, t_new = 0.2, 0.35, 1.0
+
+    def y(t):
+        return np.array([t**2])
+
+    stepped = y(t_new - dt) + dt * 2 * t_new
+    estimate = local_error(y(t_new), [y(t_new - dt), y(t_new - dt - dt_prev)], [dt, dt_prev], order=1)
+    assert np.abs(estimate) == pytest.approx(np.abs(stepped - y(t_new)), rel=1e-12)
+
+
+def test_no_estimate_without_history_and_first_order_with_three_levels():
+    y = [np.array([1.0]), np.array([0.5]), np.array([0.1])]
+    assert local_error(y[0], [], [0.1], order=2) is None
+    assert local_error(y[0], y[1:2], [0.1, 0.1], order=2) is None
+    # a BDF2 step with three levels is judged by the first-order (larger) estimate
+    assert local_error(y[0], y[1:], [0.1, 0.1], order=2) == pytest.approx(
+        local_error(y[0], y[1:], [0.1, 0.1], order=1))
