@@ -10,11 +10,18 @@ class OutputError(RuntimeError):
 def on_root(comm, fn, what: str):
     """Run ``fn`` on rank 0 and return its value on every rank; an OutputError or OSError there
     raises OutputError on every rank (instead of leaving the other ranks waiting at the next
-    collective call). Anything else propagates on rank 0, where the CLI ends the job (MPI_Abort)."""
+    collective call). Anything else propagates on rank 0, where the CLI ends the job (MPI_Abort).
+
+    ``fn`` runs with one BLAS thread: the other ranks wait spinning in MPI meanwhile, and a threaded
+    BLAS competing with them for the cores stalls (scipy's Delaunay interpolation of the figures and
+    the report: 10-30 s a call instead of 10 ms on 2 busy cores); the arrays drawn are small."""
     value, error = None, None
     if comm.rank == 0:
+        from threadpoolctl import threadpool_limits
+
         try:
-            value = fn()
+            with threadpool_limits(limits=1, user_api="blas"):
+                value = fn()
         except OutputError as exc:
             error = str(exc)
         except OSError as exc:
