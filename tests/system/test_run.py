@@ -89,6 +89,7 @@ def test_info_and_plot(shared_tmp, capsys):
     assert {p.name for p in (out / "figures").glob("*.png")} == {"phi_s_bottom_ito.png", "B_interface.png"}
 
 
+@pytest.mark.mpi
 def test_on_root_works_with_one_blas_thread(comm):
     """Rank 0 draws with one BLAS thread (threads stall while the other ranks spin waiting for it)."""
     from threadpoolctl import threadpool_info
