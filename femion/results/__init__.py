@@ -12,9 +12,12 @@ def on_root(comm, fn, what: str):
     raises OutputError on every rank (instead of leaving the other ranks waiting at the next
     collective call). Anything else propagates on rank 0, where the CLI ends the job (MPI_Abort).
 
-    ``fn`` runs with one BLAS thread: the other ranks wait spinning in MPI meanwhile, and a threaded
-    BLAS competing with them for the cores stalls (scipy's Delaunay interpolation of the figures and
-    the report: 10-30 s a call instead of 10 ms on 2 busy cores); the arrays drawn are small."""
+    Drawing the figures takes seconds, so rank 0 gets the cores: the other ranks wait asleep, not in
+    MPI's blocking wait (which polls at full speed), and ``fn`` runs with one BLAS thread (a threaded
+    BLAS on busy cores stalls: scipy's Delaunay interpolation of the figures and the report took
+    10-30 s a call instead of 10 ms on 2 cores; the arrays drawn are small)."""
+    import time
+
     value, error = None, None
     if comm.rank == 0:
         from threadpoolctl import threadpool_limits
@@ -26,6 +29,10 @@ def on_root(comm, fn, what: str):
             error = str(exc)
         except OSError as exc:
             error = f"{what}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    if comm.size > 1:
+        done = comm.Ibarrier()
+        while not done.Test():
+            time.sleep(1e-3)
     value, error = comm.bcast((value, error), root=0)
     if error is not None:
         raise OutputError(error)

@@ -100,6 +100,18 @@ def test_on_root_works_with_one_blas_thread(comm):
     assert threads and set(threads) == {1}
 
 
+@pytest.mark.mpi
+def test_on_root_leaves_the_cores_to_rank_0(comm):
+    """While rank 0 works (draws) the other ranks wait asleep: MPI's blocking wait would spin a core."""
+    import time
+
+    from femion.results import on_root
+
+    cpu = time.process_time()
+    assert on_root(comm, lambda: time.sleep(1.0) or 42, "x") == 42
+    assert time.process_time() - cpu < 0.3  # rank 0 slept, the others waited
+
+
 @pytest.mark.parametrize("name", ["strip_drive", "two_track_drive"])
 def test_shipped_meshes_are_reproducible(tmp_path, name):
     """`femion mesh` rebuilds meshes/<case>_*.msh byte for byte from the shipped case."""
