@@ -7,7 +7,6 @@ named on their colour bars.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -209,20 +208,14 @@ def plot_transport(path: Path) -> list[Path]:
     ion = s["transport"]["exchanging"]
     cmap = plt.get_cmap("viridis")
     times = res.times
+    oxide_line = np.c_[xs, np.full_like(xs, yc), np.full_like(xs, zo)]
+    electrolyte_line = np.c_[xs, np.full_like(xs, yc), np.full_like(xs, ze)]
     for k, t in enumerate(times):
         color = cmap(k / max(len(times) - 1, 1))
-        th = res.probe("theta", np.c_[xs, np.full_like(xs, yc), np.full_like(xs, zo)], time=t)
+        # NaN where the line leaves a layer (uncoated ends): matplotlib leaves those parts out
+        th = res.probe("theta", oxide_line, time=t, outside=np.nan)
         axes[0].plot(xs * MM, th, color=color, label=f"t = {t:g} s")
-        try:
-            c = res.probe(f"c_{ion}", np.c_[xs, np.full_like(xs, yc), np.full_like(xs, ze)], time=t)
-        except ValueError:  # parts of the line are not coated: sample the coated part only
-            coated = []
-            for xv in xs:
-                with contextlib.suppress(ValueError):
-                    coated.append((xv, float(res.probe(f"c_{ion}", np.array([[xv, yc, ze]]), time=t)[0])))
-            xv, c = (np.array(v) for v in zip(*coated, strict=False)) if coated else (np.array([]), np.array([]))
-            axes[1].plot(xv * MM, c, color=color)
-            continue
+        c = res.probe(f"c_{ion}", electrolyte_line, time=t, outside=np.nan)
         axes[1].plot(xs * MM, c, color=color)
     axes[0].set_ylabel("oxide filling fraction θ")
     axes[1].set_ylabel(f"c_{ion} in the electrolyte (mol/m³)")
@@ -237,7 +230,7 @@ def plot_transport(path: Path) -> list[Path]:
         nx, ny = 200, max(20, int(200 * (y1 - y0) / (x1 - x0)))
         gx, gy = np.meshgrid(np.linspace(x0, x1, nx + 2)[1:-1], np.linspace(y0, y1, ny + 2)[1:-1])
         pts = np.c_[gx.ravel(), gy.ravel(), np.full(gx.size, zo)]
-        th = res.probe("theta", pts, time=times[-1]).reshape(gx.shape)
+        th = res.probe("theta", pts, time=times[-1], outside=np.nan).reshape(gx.shape)
         fig, ax = plt.subplots(figsize=(9, 4))
         im = ax.imshow(th, origin="lower", extent=(x0 * MM, x1 * MM, y0 * MM, y1 * MM), cmap="Blues")
         fig.colorbar(im, ax=ax, label="θ")

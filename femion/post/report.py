@@ -106,13 +106,7 @@ def case_report(result_path) -> dict:
     if not protocol:
         protocol = _default_stages(res)
         rep["notes"].append("no protocol in summary.json: the whole run is read as one drive stage")
-    cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-
-    def film(t):
-        if t not in cache:
-            cache[t] = res.film_filling(t)
-        return cache[t]
-
+    film = res.film_filling  # read once per output time, then kept by the Result
     try:
         rep["series"] = _film_series(times, film)
     except OutputError:  # a damaged field file: say which, rather than a report without metrics

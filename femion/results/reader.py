@@ -6,6 +6,7 @@ described in :mod:`femion.results.writer`.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,10 @@ class Result:
         self.variants: list[str] = list(self.summary.get("variants", []))
         if not self.variants and not (self.path / "sheets.npz").is_file():
             raise OutputError(f"{self.path / 'sheets.npz'}: missing")
+        # The figures, optics and report read the same output steps again and again: keep the last
+        # few grids (a 3D step can be large) and every film filling (plan nodes only, small).
+        self._grid = lru_cache(maxsize=4)(self._read_grid)
+        self._film: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _run_only(self) -> None:
         if self.variants:
@@ -189,8 +194,11 @@ class Result:
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise OutputError(f"{file}: unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
 
-    def probe(self, name: str, points, time: float | None = None) -> np.ndarray:
+    def probe(self, name: str, points, time: float | None = None, outside: float | None = None) -> np.ndarray:
         """SI values of field ``name`` at ``points`` ((N, 3) array, m), at output ``time`` (s).
+
+        A point outside the region of the field (an uncoated part, off the plate) raises ValueError,
+        or, with ``outside`` given (e.g. ``np.nan``), gets that value: a whole line or grid in one call.
 
         ``B`` (T, (N, 3)) is evaluated from the stored sheet currents by the same analytic
         Biot–Savart integration as the run, anywhere off the sheets (steady: no time).
@@ -210,9 +218,9 @@ class Result:
             sheets, external = self.sheets()
             return magnetic_flux_density(sheets, pts, external_field=external)
         if name == "phi_s" and time is None:
-            return self._probe_phi_s(pts)
+            return self._probe_phi_s(pts, outside)
         if name in self.transport_fields():
-            return self._probe_transport(name, pts, time)
+            return self._probe_transport(name, pts, time, outside)
         raise KeyError(f"unknown field {name!r}; available: {', '.join(self.fields())}")
 
     def transport_fields(self) -> list[str]:
@@ -227,20 +235,13 @@ class Result:
         """Output times of the transport fields (s)."""
         return list(self.summary.get("times_s", []))
 
-    def _probe_transport(self, name: str, pts: np.ndarray, time: float | None) -> np.ndarray:
-        import pyvista as pv
-
+    def _probe_transport(self, name: str, pts: np.ndarray, time: float | None, outside: float | None) -> np.ndarray:
         if time is None:
             raise ValueError(f"{name} changes in time: give time= one of the output times {self.times} s")
         grid = self._read_step(name, time)
         section = self.summary["transport"]["dimension"] == 2
         frame = np.c_[pts[:, 0], pts[:, 2], np.zeros(len(pts))] if section else pts
-        sampled = pv.PolyData(frame).sample(grid, snap_to_closest_point=False)
-        valid = sampled["vtkValidPointMask"].astype(bool)
-        if not valid.all():
-            bad = np.flatnonzero(~valid)
-            raise ValueError(f"{bad.size} point(s) lie outside the region of {name} (first: {pts[bad[0]].tolist()} m)")
-        return np.asarray(sampled["u"], dtype=float)
+        return _sample(grid, frame, pts, outside, f"the region of {name}")
 
     def film_filling(self, time: float) -> tuple[np.ndarray, np.ndarray]:
         """Mean oxide filling over the film thickness at each plan node, at output ``time`` (s).
@@ -249,7 +250,10 @@ class Result:
         θ averaged over their z levels (the trapezoid rule for the film's uniform layers). A 2D
         x–z section gives its nodes at y = section_y, sorted by x.
         """
-        grid = self._read_step("theta", time)
+        k = self._step(time)
+        if k in self._film:
+            return self._film[k]
+        grid = self._grid("theta", k)
         pts = np.asarray(grid.points, dtype=float)
         values = np.asarray(grid.point_data["u"], dtype=float)
         tr = self.summary["transport"]
@@ -264,10 +268,14 @@ class Result:
         counts = np.bincount(inverse)
         out_xy = uniq * 1e-9
         order = np.lexsort((out_xy[:, 1], out_xy[:, 0]))
-        return out_xy[order], (sums / counts)[order]
+        film = out_xy[order], (sums / counts)[order]
+        for a in film:
+            a.flags.writeable = False  # shared by every later call
+        self._film[k] = film
+        return film
 
-    def _read_step(self, name: str, time: float):
-        """The pyvista grid of transport field ``name`` at output ``time``."""
+    def _step(self, time: float) -> int:
+        """Index of output ``time`` (s) in the field files."""
         self._run_only()
         times = self.times
         if not times:
@@ -275,11 +283,16 @@ class Result:
         k = int(np.argmin(np.abs(np.asarray(times) - time)))
         if abs(times[k] - time) > 1e-9 * max(abs(time), 1.0):
             raise ValueError(f"no output at t = {time:g} s; output times: {times} s")
-        return read_vtkhdf(self.path / "fields" / f"{name}.vtkhdf", step=k)
+        return k
 
-    def _probe_phi_s(self, pts: np.ndarray) -> np.ndarray:
-        import pyvista as pv
+    def _read_step(self, name: str, time: float):
+        """The pyvista grid of transport field ``name`` at output ``time`` (read once, then kept)."""
+        return self._grid(name, self._step(time))
 
+    def _read_grid(self, name: str, step: int | None):
+        return read_vtkhdf(self.path / "fields" / f"{name}.vtkhdf", step=step)
+
+    def _probe_phi_s(self, pts: np.ndarray, outside: float | None) -> np.ndarray:
         planes = {c: self.summary["layer_z_m"][c] for c in self.summary["conductors"]}
         if not planes:
             raise ValueError("this result has no driven conductor, so no phi_s")
@@ -294,16 +307,26 @@ class Result:
             idx = np.flatnonzero(owner == cond)
             if idx.size == 0:
                 continue
-            grid = read_vtkhdf(self.path / "fields" / f"phi_s_{cond}.vtkhdf")
-            sampled = pv.PolyData(np.c_[pts[idx, :2], np.zeros(idx.size)]).sample(grid)
-            valid = sampled["vtkValidPointMask"].astype(bool)
-            if not valid.all():
-                bad = idx[~valid]
-                raise ValueError(
-                    f"{bad.size} point(s) lie outside conductor {cond} in plan (first: {pts[bad[0]].tolist()} m)"
-                )
-            out[idx] = sampled["u"]
+            grid = self._grid(f"phi_s_{cond}", None)
+            out[idx] = _sample(grid, np.c_[pts[idx, :2], np.zeros(idx.size)], pts[idx], outside,
+                               f"conductor {cond} in plan")
         return out
+
+
+def _sample(grid, frame: np.ndarray, pts: np.ndarray, outside: float | None, region: str) -> np.ndarray:
+    """Values ``u`` of ``grid`` at the points ``frame`` (its coordinates of ``pts``, which name them in
+    the error): ``outside`` where a point is outside the grid, or ValueError if that is None."""
+    import pyvista as pv
+
+    sampled = pv.PolyData(frame).sample(grid, snap_to_closest_point=False)
+    values = np.array(sampled["u"], dtype=float)
+    outer = ~sampled["vtkValidPointMask"].astype(bool)
+    if outer.any():
+        if outside is None:
+            bad = np.flatnonzero(outer)
+            raise ValueError(f"{bad.size} point(s) lie outside {region} (first: {pts[bad[0]].tolist()} m)")
+        values[outer] = outside
+    return values
 
 
 def open_result(path: str | Path) -> Result:

@@ -89,6 +89,29 @@ def test_info_and_plot(shared_tmp, capsys):
     assert {p.name for p in (out / "figures").glob("*.png")} == {"phi_s_bottom_ito.png", "B_interface.png"}
 
 
+@pytest.mark.mpi
+def test_on_root_works_with_one_blas_thread(comm):
+    """Rank 0 draws with one BLAS thread (threads stall while the other ranks spin waiting for it)."""
+    from threadpoolctl import threadpool_info
+
+    from femion.results import on_root
+
+    threads = on_root(comm, lambda: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], "x")
+    assert threads and set(threads) == {1}
+
+
+@pytest.mark.mpi
+def test_on_root_leaves_the_cores_to_rank_0(comm):
+    """While rank 0 works (draws) the other ranks wait asleep: MPI's blocking wait would spin a core."""
+    import time
+
+    from femion.results import on_root
+
+    cpu = time.process_time()
+    assert on_root(comm, lambda: time.sleep(1.0) or 42, "x") == 42
+    assert time.process_time() - cpu < 0.3  # rank 0 slept, the others waited
+
+
 @pytest.mark.parametrize("name", ["strip_drive", "two_track_drive"])
 def test_shipped_meshes_are_reproducible(tmp_path, name):
     """`femion mesh` rebuilds meshes/<case>_*.msh byte for byte from the shipped case."""
@@ -138,10 +161,19 @@ def test_transport_run_writes_contract_and_conserves(comm, shared_tmp):
     assert np.all(np.isfinite(phi_l))
     with pytest.raises(ValueError, match="no output at t = 33 s"):
         res.probe("theta", ox_pts, time=33.0)
+    # a whole line in one call: with outside=NaN the uncoated ends (x < 3 mm, x > 47 mm) are NaN, not an error
+    line = np.c_[np.linspace(0.0005, 0.0495, 50), np.full(50, 0.01), np.full(50, ze)]
+    with pytest.raises(ValueError, match="outside the region of c_Li"):
+        res.probe("c_Li", line, time=40.0)
+    c_line = res.probe("c_Li", line, time=40.0, outside=np.nan)
+    coated = (line[:, 0] > 0.003) & (line[:, 0] < 0.047)
+    assert np.isnan(c_line[~coated]).all() and np.isfinite(c_line[coated]).all()
+    assert c_line[coated] == pytest.approx(res.probe("c_Li", line[coated], time=40.0), rel=1e-12)
 
 
-def test_transport_run_in_3d(shared_tmp):
-    """The same strip run on the 3D hexahedral stack conserves Li, moves it toward x_max and draws a plan map."""
+def test_transport_run_in_3d(shared_tmp, monkeypatch):
+    """The same strip run on the 3D hexahedral stack conserves Li, moves it toward x_max and draws a plan map
+    and the profiles along x (each line probed once per output time, the uncoated ends left out)."""
     out = shared_tmp / "tr3"
     assert cli.main(["run", str(CASES / "strip_transport.yaml"), "--out", str(out), "--no-progress",
                      "--set", "mesh.dimension=3", "--set", "mesh.cell_size=2 mm", "--set", "transport.duration=20 s",
@@ -153,6 +185,26 @@ def test_transport_run_in_3d(shared_tmp):
     th = res.probe("theta", np.array([[0.004, 0.005, zo], [0.046, 0.015, zo]]), time=20.0)
     assert th[0] < 0.3 < th[1]
     assert (out / "figures" / "theta_plan.png").stat().st_size > 10_000
+    assert (out / "figures" / "transport_profiles.png").stat().st_size > 10_000
+
+    from matplotlib.figure import Figure
+
+    from femion.post.figures import plot_transport
+    from femion.results.reader import Result
+
+    probes, drawn = [], []
+    probe = Result.probe
+    monkeypatch.setattr(Result, "probe", lambda self, *a, **k: probes.append(a[0]) or probe(self, *a, **k))
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    plot_transport(out)
+    assert probes == ["theta", "c_Li"] * len(res.times) + ["theta"]  # + the plan map at the last output
+    top, bottom = drawn[0].axes
+    assert (top.get_ylabel(), bottom.get_ylabel(), bottom.get_xlabel()) == (
+        "oxide filling fraction θ", "c_Li in the electrolyte (mol/m³)", "x (mm)")
+    x, c = bottom.lines[-1].get_data()
+    coated = (x > 3.0) & (x < 47.0)
+    assert np.isnan(c[~coated]).all() and np.isfinite(c[coated]).all() and (~coated).any()
+    assert np.isfinite(top.lines[-1].get_data()[1]).all()  # the oxide covers the whole plate
 
 
 def test_a_stopped_variant_keeps_its_last_good_state_and_the_variants_before_it(tmp_path, capsys):
