@@ -24,7 +24,7 @@ class BoundedNewton:
     MAX_UPDATE: ClassVar[dict[str, float]] = {"w": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
     MAX_UPDATE_LOG_C = 2.0
     STEP_TOLERANCE = 1e-10
-    RESIDUAL_TOLERANCE = 1e-10
+    RESIDUAL_TOLERANCE = 1e-12
     #: modified Newton: the factorisation is kept while the changes shrink by this factor or
     #: more per iteration, and across steps while Δt/a0 changes by less than REUSE_GAMMA
     REUSE_CONTRACTION = 0.3
@@ -50,10 +50,10 @@ class BoundedNewton:
         after at least one iteration (1e-14·|Ω| before any).
 
         Residual rows are changes of θ or c/c_ref times volume, so RESIDUAL_TOLERANCE·|Ω| is a
-        change of 1e-10 of the domain's capacity in one step: far below any local error the step
+        change of 1e-12 of the domain's capacity in one step: far below any local error the step
         control admits, and the species balance is made exact after the step
         (conservation.py). Round-off in rows with large cancelling terms (drift against
-        diffusion beside an emptied end) floors near 1e-10·|Ω|; a stricter test cannot end there.
+        diffusion beside an emptied end) floors near 1e-10·|Ω|: there the change test ends it.
         """
         fnorm = norms[2]
         rtol, atol, _, max_it = snes.getTolerances()
@@ -73,19 +73,19 @@ class BoundedNewton:
     @staticmethod
     def logit_update(w, dw, lim):
         """The Newton change of logit θ taken in θ: θ_new = θ − θ(1−θ)·dw (the same linear step),
-        mapped back to w where 0 < θ_new < 1; elsewhere dw clipped to ±``lim``. A node filling
-        from near-empty, or emptying under a drive (storage and exit rate both ∝ θ there, so the
-        residual is linear in θ, not in w), needs Δw of tens, which clipped steps in w take one
-        ``lim`` per iteration; its linear step in θ lands there at once."""
+        mapped back to w where 0 < θ_new < 1 and θ rises; elsewhere dw clipped to ±``lim``. A node
+        filling from near-empty needs Δw of tens, which clipped steps in w take one ``lim`` per
+        iteration; its linear step in θ lands there at once."""
         theta = 1.0 / (1.0 + np.exp(-w))
         new = theta - theta * (1.0 - theta) * dw
         clipped = np.clip(dw, -lim, lim)
-        ok = (new > 0.0) & (new < 1.0)
+        # rises only: a fall whose linear step in θ lands near 0 would jump to the bound, and a
+        # node whose solution lies between then cycles (down to the bound, up by steps in θ)
+        ok = (new > 0.0) & (new < 1.0) & (dw < 0.0)
         out = clipped.copy()
         w_new = np.log(new[ok]) - np.log1p(-new[ok])
-        out[ok] = np.clip(w[ok] - w_new, -30.0, 30.0)
-        # never a smaller change than the clipped step: rises (dw < 0) and falls alike
-        out[ok] = np.where(dw[ok] < 0.0, np.minimum(out[ok], clipped[ok]), np.maximum(out[ok], clipped[ok]))
+        out[ok] = np.maximum(w[ok] - w_new, -30.0)
+        out[ok] = np.minimum(out[ok], clipped[ok])  # never a smaller rise than the clipped step
         return out
 
     def floor(self, vec, offsets) -> None:
@@ -228,6 +228,7 @@ class BoundedNewton:
             diag = x.duplicate()
             free = self._fresh_jacobian(snes, x, b, A, diag, offsets, first_row)
         fresh = not reusable  # A holds the Jacobian at the present iterate
+        stale = False  # the next iteration needs the Jacobian at its iterate
         self._factored = None  # (its diagonal is ``diag`` now)
         step_prev = np.inf
         for it in range(max_it + 1):
@@ -248,10 +249,11 @@ class BoundedNewton:
             if worse >= self.STALL_ITERATIONS * (1 if linesearch else 2):
                 reason = PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT
                 break
-            if not fresh and not np.array_equal(free, ~self.active_set(x, b, diag, offsets)):
-                # the old factors hold other rows on their bounds: the Jacobian at this iterate
+            # the Jacobian at this iterate when asked for (below), or when the old factors hold
+            # other rows on their bounds than this iterate would
+            if stale or (not fresh and not np.array_equal(free, ~self.active_set(x, b, diag, offsets))):
                 free = self._fresh_jacobian(snes, x, b, A, diag, offsets, first_row)
-                fresh = True
+                fresh, stale = True, False
                 fnorm = self._norm(b, free)
             b.getArray()[~free] = 0.0  # held rows: their change is 0, they stay on the bound
             ksp.setOperators(A)  # refactorised only if A changed
@@ -279,11 +281,9 @@ class BoundedNewton:
             if step < self.STEP_TOLERANCE or remaining < self.STEP_TOLERANCE:
                 reason, it = PETSc.SNES.ConvergedReason.CONVERGED_SNORM_RELATIVE, it + 1
                 break
-            if linesearch or limited or (not used_fresh and rho > self.REUSE_CONTRACTION):
-                # far from the solution (a limited change), or an old Jacobian that no longer
-                # contracts well: the one at this iterate
-                free = self._fresh_jacobian(snes, x, b, A, diag, offsets, first_row)
-                fresh = True
+            # far from the solution (a limited change), or an old Jacobian that no longer
+            # contracts well: the next iteration (if there is one) takes the one at its iterate
+            stale = linesearch or limited or (not used_fresh and rho > self.REUSE_CONTRACTION)
         if reason > 0 and not linesearch:
             self._factored = (problem, gamma, diag, free)
         else:

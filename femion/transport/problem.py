@@ -102,6 +102,7 @@ class TransportProblem:
         self.exchange_on = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
         self.top_connected = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
         self.t = 0.0
+        self._monitors = None  # compiled forms of the per-step measurements (_monitor_forms)
 
     @property
     def f_RT_value(self) -> float:
@@ -225,6 +226,7 @@ class TransportProblem:
     def close(self) -> None:
         """Free the solvers (and with them the meshes) now; the problem cannot step afterwards."""
         self.newton.forget()
+        self._monitors = None
         self.constraints.close()
 
     def __enter__(self) -> TransportProblem:
@@ -320,19 +322,30 @@ class TransportProblem:
         """∫ expr over the oxide ("oxide"), electrolyte ("electrolyte") or Γ ("interface");
         ``mass=True`` uses the (lumped) quadrature of the time-derivative terms, under which the
         species totals are conserved exactly."""
+        return self._assemble(self._integral_form(expr, where, mass))
+
+    def _integral_form(self, expr, where: str, mass: bool = False):
         dx = self.dx_mass if mass else self.dx
         measure = {"oxide": dx(OX), "electrolyte": dx(EL), "interface": self.dS(GAMMA)}[where]
-        form = dolfinx.fem.form(expr * measure, entity_maps=self.entity_maps)
+        return dolfinx.fem.form(expr * measure, entity_maps=self.entity_maps)
+
+    def _assemble(self, form) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
+
+    def _monitor_forms(self) -> dict:
+        """The compiled forms of :meth:`totals` and :meth:`exchange_current`, made once: they are
+        measured after every step, and making a form costs more than assembling it."""
+        if self._monitors is None:
+            conc = self.concentration_exprs(self.u)
+            forms = {"oxide": self._integral_form(self.oxide.c_max * self.theta_expr(self.u["w"]), "oxide", True)}
+            forms.update({name: self._integral_form(c, "electrolyte", True) for name, c in conc.items()})
+            self._monitors = {"totals": forms,
+                              "exchange": self._integral_form(self.z_ex * FARADAY * self.j, "interface")}
+        return self._monitors
 
     def totals(self) -> dict[str, float]:
         """Amount (mol, or mol per metre of width in a 2D section) of each species in each domain."""
-        conc = self.concentration_exprs(self.u)
-        theta = self.theta_expr(self.u["w"])
-        out = {"oxide": self.integrate(self.oxide.c_max * theta, "oxide", mass=True)}
-        for name, c in conc.items():
-            out[name] = self.integrate(c, "electrolyte", mass=True)
-        return out
+        return {name: self._assemble(f) for name, f in self._monitor_forms()["totals"].items()}
 
     def counter_electrode_release(self) -> float:
         """Cation released by the counter electrode into the electrolyte, ∫ j_top ds (mol/s, or
@@ -341,4 +354,4 @@ class TransportProblem:
 
     def exchange_current(self) -> float:
         """Total faradaic current into the oxide, zF∫j dΓ (A, or A/m in a section)."""
-        return self.integrate(self.z_ex * FARADAY * self.j, "interface")
+        return self._assemble(self._monitor_forms()["exchange"])

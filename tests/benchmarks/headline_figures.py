@@ -41,7 +41,7 @@ def headline(result: Path) -> dict[str, float]:
 def run_figures(result: Path) -> dict[str, float]:
     summary = json.loads((result / "summary.json").read_text())
     t = summary.get("transport", {})
-    return {"steps": t.get("steps"), "newton_iterations": t.get("newton_iterations"),
+    return {"steps": t.get("steps"), "newton_iterations": t.get("newton_iterations"), "jacobians": t.get("jacobians"),
             "wall_time_s": summary.get("wall_time_s"), "conservation_error_rel": summary.get("conservation_error_rel")}
 
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         d = max(diffs, default=0.0)
         worst = max(worst, d)
         print(f"{k:44s}" + "".join(f"{v:20.6g}" if v is not None else f"{'-':>20s}" for v in vals) + f"   {d:.2e}")
-    for k in ("steps", "newton_iterations", "wall_time_s", "conservation_error_rel"):
+    for k in ("steps", "newton_iterations", "jacobians", "wall_time_s", "conservation_error_rel"):
         vals = [run_figures(p)[k] for p in paths]
         print(f"{k:44s}" + "".join(f"{v:20.6g}" if v is not None else f"{'-':>20s}" for v in vals))
     print(f"largest relative difference of a headline figure: {worst:.2e}")
