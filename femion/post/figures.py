@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from femion.post import one_blas_thread
+
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 MM = 1e3  # metres → millimetres for display
@@ -105,6 +107,7 @@ def plot_interface_field(b_file: Path, out: Path, title: str, plate_mm) -> Path:
     return _finish(pl, out, (0, plate_mm[0], 0, plate_mm[1], 0, 0))
 
 
+@one_blas_thread
 def render_result(path: str | Path) -> list[Path]:
     """Draw every standard figure of a results directory into ``figures/`` (of each variant's for a
     parent of variants)."""

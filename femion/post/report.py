@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from femion.post import one_blas_thread
 from femion.post.metrics import (  # noqa: F401 (node_weights, ... are also read from here)
     MOTION_TOL,
     RELAX_FLOOR,
@@ -352,6 +353,7 @@ def _variants_figure(path: Path, names: list[str], reports: dict) -> Path | None
     return out
 
 
+@one_blas_thread
 def write_report(result_path) -> Path:
     """Write ``report.md`` and ``report.json`` into the results directory; return the .md path.
 

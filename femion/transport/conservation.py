@@ -7,7 +7,7 @@ sources at the boundary, since every flux and the exchange on Γ cancel between 
 
 for M = the exchanged cation in film and electrolyte (S = the counter electrode's release
 ∫ j_top ds, mol s⁻¹), and for every other ion (S = 0). With the lumped (vertex) mass the amounts
-are nodal sums, M = Σ_i m_i c_i. Newton stops at a residual of 1e-12 of the volume (or at its floor), so the
+are nodal sums, M = Σ_i m_i c_i. Newton stops at a residual of 1e-14 of the volume (or at its floor), so the
 balance holds only to that floor each step: 1e-7 relative over a paper run. The correction puts
 it to round-off, uniformly in each amount: a scaling of each non-exchanged ion's concentration
 (of the exchanged ion's in the electrolyte for the eliminated ion of a binary electrolyte) and a

@@ -188,7 +188,6 @@ class TransportProblem:
 
     def _activate(self) -> None:
         """Use the nonlinear problem whose Dirichlet set matches the controls (made once each)."""
-        self.newton.forget()  # the controls changed: so did the Jacobian
         exchange = float(self.exchange_on.value) > 0
         top = self.j_top is not None and float(self.top_connected.value) > 0
         self.constraints.select(self.u, exchange, top, lambda bcs, n: nonlinear_problem(
@@ -214,8 +213,7 @@ class TransportProblem:
         start()
         its = self.newton.solve_step(self.constraints.problem, [self.u[n] for n in self.names], start,
                                      restore=lambda: self.fields.set_values(saved),
-                                     what=f"transport step of {dt:.3g} s at t = {self.t:.6g} s",
-                                     gamma=dt / float(self.fields.a[0].value))
+                                     what=f"transport step of {dt:.3g} s at t = {self.t:.6g} s")
         if self.balance is not None:
             self.balance.correct(dt)  # the species balance to round-off, not to Newton's floor
         self.fields.accept(dt)
@@ -225,7 +223,6 @@ class TransportProblem:
     # ------------------------------------------------------------ state
     def close(self) -> None:
         """Free the solvers (and with them the meshes) now; the problem cannot step afterwards."""
-        self.newton.forget()
         self._monitors = None
         self.constraints.close()
 
@@ -243,12 +240,10 @@ class TransportProblem:
         """Put back a state taken by :meth:`snapshot`."""
         self.t = snapshot["t"]
         self.fields.restore(snapshot)
-        self.newton.forget()
 
     def restart_at_first_order(self) -> None:
         """The next step is BDF1 (the controls jumped: the older level no longer applies)."""
         self.fields.restart()
-        self.newton.forget()
 
     def reset_history(self) -> None:
         """Make the present state the whole history (a state set by hand starts from rest)."""
@@ -275,7 +270,6 @@ class TransportProblem:
             raise ValueError(f"expected {len(self.contact_potentials)} contact potentials, got {len(values)}")
         for c, v in zip(self.contact_potentials, values, strict=False):
             c.value = v
-        self.newton.forget()
 
     def set_top_potential(self, value: float | Callable[[np.ndarray], np.ndarray]) -> None:
         """Potential φ_top (V) of the counter electrode on the electrolyte's top face: a number, or
@@ -302,7 +296,6 @@ class TransportProblem:
     def set_magnetic_field(self, field: Callable[[np.ndarray], np.ndarray] | dict) -> None:
         """New B (T): x → B(x) ((3, N)), or {"oxide": array, "electrolyte": array} of nodal 3-vectors."""
         self.magnetic.set(field)
-        self.newton.forget()
         self.max_B = max(self.max_B, self.magnetic.max_norm())
         self.max_hall_parameter = max_hall_parameter(self.electrolyte.ions, self.max_B, float(self.temperature.value))
 

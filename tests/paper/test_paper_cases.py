@@ -55,10 +55,7 @@ def test_model_IV_moves_li_against_the_top_current(runs):
     """Fig. 4 Model IV: Li moves > 2 mm away from the end the top-ITO current flows to, conserved to 1e-12."""
     stage, report = first_drive(runs["fig4_model_IV"])
     assert stage["direction"] == -1 and stage["displacement_mm"] < -2.0
-    # the driven top sheet's net release is zero only as far as Newton solves the charge balance
-    # (1e-12 of the capacity per step): measured 3e-12 (5e-15 with the former 1e-14 test, 6e-9
-    # before the exact balance)
-    assert report["conservation_error_rel"] < 1e-10
+    assert report["conservation_error_rel"] < 1e-12  # measured 5e-15 (6e-9 before the exact balance)
 
 
 def test_models_I_and_II_hardly_move_li(runs):

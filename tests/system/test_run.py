@@ -89,27 +89,14 @@ def test_info_and_plot(shared_tmp, capsys):
     assert {p.name for p in (out / "figures").glob("*.png")} == {"phi_s_bottom_ito.png", "B_interface.png"}
 
 
-@pytest.mark.mpi
-def test_on_root_works_with_one_blas_thread(comm):
-    """Rank 0 draws with one BLAS thread (threads stall while the other ranks spin waiting for it)."""
+def test_drawing_and_the_report_use_one_blas_thread():
+    """Figures and report draw with one BLAS thread (threads stall on cores the other ranks hold)."""
     from threadpoolctl import threadpool_info
 
-    from femion.results import on_root
+    from femion.post import one_blas_thread
 
-    threads = on_root(comm, lambda: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], "x")
+    threads = one_blas_thread(lambda: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"])()
     assert threads and set(threads) == {1}
-
-
-@pytest.mark.mpi
-def test_on_root_leaves_the_cores_to_rank_0(comm):
-    """While rank 0 works (draws) the other ranks wait asleep: MPI's blocking wait would spin a core."""
-    import time
-
-    from femion.results import on_root
-
-    cpu = time.process_time()
-    assert on_root(comm, lambda: time.sleep(1.0) or 42, "x") == 42
-    assert time.process_time() - cpu < 0.3  # rank 0 slept, the others waited
 
 
 @pytest.mark.parametrize("name", ["strip_drive", "two_track_drive"])
