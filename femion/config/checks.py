@@ -128,6 +128,16 @@ def check_transport(case: Case) -> None:
                 f"{debye:.3g} m (cells are {el.thickness / el.elements:.3g} m); use 'electroneutral'")
     if tr.top_electrode is not None and stack.above is None:
         raise ValueError("transport.top_electrode: there is no layer above the electrolyte")
+    if tr.model == "shell":
+        if case.mesh.dimension != 3:
+            raise ValueError("transport.model: 'shell' is the plan-view limit of a 3D case (mesh.dimension: 3); "
+                             "a 2D section is solved resolved (allowed here: resolved)")
+        if tr.lorentz.bulk or tr.mechanism.lorentz_closure:
+            raise ValueError("transport.model: 'shell' has no Lorentz terms (lorentz.bulk, "
+                             "mechanism.lorentz_closure); use 'resolved' for them")
+        if tr.electrolyte.model == "poisson" or tr.oxide.gradient_energy > 0:
+            raise ValueError("transport.model: 'shell' is electroneutral without a gradient energy "
+                             "(electrolyte.model: electroneutral, oxide.gradient_energy: 0); use 'resolved'")
 
 
 def check_limits(case: Case) -> None:

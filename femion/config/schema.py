@@ -474,9 +474,12 @@ class TransportSettings(_Model):
     """Coupled ion transport after the conductor stage (femion.transport.problem).
 
     Without a ``protocol`` the drives run for ``duration`` with ``outputs`` evenly spaced
-    outputs; with one, the protocol sets the controls and times.
+    outputs; with one, the protocol sets the controls and times. ``model``: ``resolved`` solves
+    the oxide and electrolyte through their thickness (the 3D stack or the 2D section);
+    ``shell`` solves their thin-film limit on the plan mesh (physics.md §2b; 3D cases only).
     """
 
+    model: Literal["resolved", "shell"] = "resolved"
     temperature: Temperature = 298.15
     duration: Time | None = None
     outputs: int = Field(5, ge=1)

@@ -12,6 +12,8 @@ film's Li. All lengths in m, times in s.
 - :func:`front_position`: the far edge of the depleted (bleached) region that grows from the
   source end, θ̄ = θ_ref/2.
 - :func:`relaxation_time`: e-folding time of a decaying contrast (std of θ̄) in a relax stage.
+- :func:`filling_difference`: max and mean |θ̄_b − θ̄_a| of two runs on the same plan nodes
+  (e.g. the shell model beside the resolved stack).
 """
 
 from __future__ import annotations
@@ -235,3 +237,17 @@ def relaxation_time(times, contrast, floor: float = RELAX_FLOOR) -> tuple[float,
         return float("nan"), (f"did not decay (contrast changed by {c[keep][-1] / c[0] - 1:+.1%} "
                                f"over {tk[-1] - tk[0]:g} s)")
     return float(-1.0 / slope), f"least-squares fit of ln(contrast) over {int(keep.sum())} outputs"
+
+
+def filling_difference(xy_a, theta_a, xy_b, theta_b, tol: float = 1e-7) -> tuple[float, float]:
+    """(max, mean) of |θ̄_b − θ̄_a| over the plan nodes, matched by position within ``tol`` (m).
+    ValueError if the two sets of nodes differ (the runs were not made on the same plan mesh)."""
+    ka = np.round(np.asarray(xy_a) / tol).astype(np.int64)
+    kb = np.round(np.asarray(xy_b) / tol).astype(np.int64)
+    index = {tuple(k): i for i, k in enumerate(ka)}
+    pairs = [(index[tuple(k)], j) for j, k in enumerate(kb) if tuple(k) in index]
+    if len(pairs) != len(ka) or len(kb) != len(ka):
+        raise ValueError(f"the runs' plan nodes differ ({len(pairs)} matched of {len(ka)} and {len(kb)})")
+    i, j = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+    d = np.abs(np.asarray(theta_b)[j] - np.asarray(theta_a)[i])
+    return float(d.max(initial=0.0)), float(d.mean()) if d.size else 0.0

@@ -206,7 +206,8 @@ class Result:
         point; with a time (transport runs) it is the oxide's electron potential then.
         Transport fields at an output time (``times_s`` in the summary): ``theta`` (oxide filling
         fraction), ``c_oxide`` (mol/m³), ``c_<ion>`` (mol/m³), ``phi_l`` (V), ``phi_s`` (V).
-        In a 2D x–z section run, y is ignored (the section stands for every y).
+        In a 2D x–z section run, y is ignored (the section stands for every y); in a shell run, z (each
+        film is one sheet).
         """
         self._run_only()
         pts = np.atleast_2d(np.asarray(points, dtype=float))
@@ -239,8 +240,13 @@ class Result:
         if time is None:
             raise ValueError(f"{name} changes in time: give time= one of the output times {self.times} s")
         grid = self._read_step(name, time)
-        section = self.summary["transport"]["dimension"] == 2
-        frame = np.c_[pts[:, 0], pts[:, 2], np.zeros(len(pts))] if section else pts
+        tr = self.summary["transport"]
+        if tr["dimension"] == 2:  # the x–z section
+            frame = np.c_[pts[:, 0], pts[:, 2], np.zeros(len(pts))]
+        elif tr.get("model") == "shell":  # the plan mesh: each film is one sheet, z is not resolved
+            frame = np.c_[pts[:, 0], pts[:, 1], np.zeros(len(pts))]
+        else:
+            frame = pts
         return _sample(grid, frame, pts, outside, f"the region of {name}")
 
     def film_filling(self, time: float) -> tuple[np.ndarray, np.ndarray]:

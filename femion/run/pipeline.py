@@ -72,7 +72,7 @@ def magnetic_field_stage(run: Run) -> None:
 
 def transport_stage(run: Run) -> None:
     run.transport, run.stop = run_transport(run.case, run.writer, run.spec, run.sheets, run.solutions, run.comm,
-                                            run.resume)
+                                            run.resume, plan_mesh=run.plan_mesh)
 
 
 def write_fields_stage(run: Run) -> None:

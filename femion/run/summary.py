@@ -83,6 +83,7 @@ def transport_summary(case, stack, problem, planned, recorder, steps, stop) -> d
             "status": "completed" if stop is None else stop.status,
             "stop_reason": None if stop is None else stop.reason,
             "dimension": case.mesh.dimension,
+            "model": tr.model,  # resolved through the films' thickness, or their plan-view shell limit
             "cells": stack.mesh.topology.index_map(stack.mesh.topology.dim).size_global,
             "dofs": sum(V.dofmap.index_map.size_global for V in problem.spaces.values()),
             "steps": len(steps),

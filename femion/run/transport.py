@@ -19,14 +19,19 @@ from femion.transport.problem import TransportSolveError
 from femion.transport.stepping import StepControl, StepFailure, Stepper
 
 
-def run_transport(case, writer, spec, sheets, solutions, comm, resume=None):
+def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan_mesh=None):
     """Run the protocol (or the drives for ``duration``), writing fields at the output times, a
     CSV row for every step and a checkpoint at every output time (and where it stops). With
     ``resume`` (:class:`~femion.run.checkpoints.Resume`) it continues an earlier run of the same
     case from its latest checkpoint. Returns (summary entries, None) or, if the time step collapsed
-    or a stop was requested, the entries of the last good state and a :class:`~femion.run.stops.Stop`."""
-    stack = (geometry.build_stack_mesh(spec, comm) if case.mesh.dimension == 3
-             else geometry.build_section_mesh(spec, comm))
+    or a stop was requested, the entries of the last good state and a :class:`~femion.run.stops.Stop`.
+    The shell model (``transport.model: shell``) runs on ``plan_mesh`` (built here if not given)."""
+    if case.transport.model == "shell":
+        stack = plan_mesh if plan_mesh is not None else geometry.build_plan_mesh(spec, comm)
+    elif case.mesh.dimension == 3:
+        stack = geometry.build_stack_mesh(spec, comm)
+    else:
+        stack = geometry.build_section_mesh(spec, comm)
     dev = device.build_device(case, stack, {s.name: p for s, p in zip(solutions, sheets, strict=True)},
                               {s.name: s for s in solutions})
     voltages = {s.name: s.voltage for s in solutions}

@@ -17,6 +17,7 @@ from femion.protocol.stages import electron_conductor
 from femion.transport.domain import TransportDomain
 from femion.transport.models import ElectrolyteModel, Ion, KineticsModel, LorentzModel, OxideModel, TopElectrode
 from femion.transport.problem import TransportProblem
+from femion.transport.shell import ShellDomain
 
 
 def transport_layers(case: Case):
@@ -41,10 +42,19 @@ def section_y(case: Case) -> float:
 
 
 def space_points(case: Case, x: np.ndarray) -> np.ndarray:
-    """(N, 3) points in the device's 3D frame for mesh coordinates x (gdim, N)."""
+    """(N, 3) points in the device's 3D frame for mesh coordinates x (gdim, N); a shell's plan
+    points lie on the oxide|electrolyte interface."""
     px, py = plan_points(case, x)
-    z = x[2] if case.mesh.dimension == 3 else x[1]
+    if is_shell(case):
+        z = np.full(px.shape, case.layer_z()[transport_layers(case)[0].name][1])
+    else:
+        z = x[2] if case.mesh.dimension == 3 else x[1]
     return np.column_stack([px, py, z])
+
+
+def is_shell(case: Case) -> bool:
+    """True for the thin-film shell model (transport.model: shell), solved on the plan mesh."""
+    return case.transport is not None and case.transport.model == "shell"
 
 
 def exchanging_valence(case: Case) -> int:
@@ -153,8 +163,12 @@ def build_problem(case: Case, stack, voltages: dict[str, float], prefix: str):
     """(TransportProblem, names of its electron contacts, the film's conductor)."""
     tr = case.transport
     ox_layer, el_layer, above, conductor = transport_layers(case)
-    top_name = f"{el_layer.name}|{above.name}" if above is not None else "none"
-    domain = TransportDomain.from_stack(stack, ox_layer.name, el_layer.name, top_name)
+    if is_shell(case):  # ``stack`` is the plan mesh
+        domain = ShellDomain.from_plan(stack, ox_layer.name, el_layer.name, None if above is None else above.name,
+                                       ox_layer.thickness, el_layer.thickness)
+    else:
+        top_name = f"{el_layer.name}|{above.name}" if above is not None else "none"
+        domain = TransportDomain.from_stack(stack, ox_layer.name, el_layer.name, top_name)
     # one uniform temperature Constant for every form (host law, D_s, RT/F, Arrhenius)
     T = dolfinx.fem.Constant(domain.mesh, float(tr.temperature))
     contacts, names = electron_contacts(case, conductor, voltages)

@@ -34,6 +34,9 @@ class TransportDomain:
         return cls(stack.mesh, stack.cells(oxide), stack.cells(electrolyte),
                    stack.facets(f"{oxide}|{electrolyte}"), top_facets)
 
+    def measures(self, *, top: bool, quadrature_degree: int, lumped_mass: bool) -> Measures:
+        return Measures.build(self, top=top, quadrature_degree=quadrature_degree, lumped_mass=lumped_mass)
+
 
 def interface_entities(msh, facets, first_cells):
     """(cell, local facet) pairs of interior facets, the ``first_cells`` side always '+'."""
@@ -90,6 +93,16 @@ class Measures:
     @property
     def entity_maps(self) -> list:
         return [self.ox_map, self.el_map]
+
+    @property
+    def through_axis(self) -> int:
+        """The mesh axis across the layers (z, the last)."""
+        return self.mesh.geometry.dim - 1
+
+    @staticmethod
+    def side(expr, side: str):
+        """``expr`` restricted to the oxide ('+') or electrolyte ('−') side of Γ."""
+        return expr(side)
 
     @classmethod
     def build(cls, domain: TransportDomain, *, top: bool, quadrature_degree: int, lumped_mass: bool):

@@ -6,7 +6,9 @@ conditions never leak between blocks):
 * ``w`` = logit θ on the oxide, θ = c_s/c_max = 1/(1 + e^{−w}) (so 0 < θ < 1 always);
 * ``u_<ion>`` = ln(c_i/c_i,0) on the electrolyte for every ion but the eliminated one;
 * ``psi`` = Fφ_l/(RT) on the electrolyte, ``phi_e`` (V) on the oxide;
-* ``mu`` = μ/(RT) on the oxide, with a Cahn–Hilliard gradient energy only.
+* ``mu`` = μ/(RT) on the oxide, with a Cahn–Hilliard gradient energy only;
+* ``w_s`` = logit of the film's filling at its electrolyte face, in the shell model only
+  (terms.surface_filling: the film's mean is ``w``).
 
 Time derivatives are variable-step BDF: (a0 x^{n+1} + a1 x^n + a2 x^{n−1})/Δt.
 """
@@ -22,7 +24,8 @@ from femion.laws.kinetics import NUMPY
 class Fields:
     """Spaces, unknowns ``u``, test functions ``v`` and the history ``u_old``/``u_older``."""
 
-    def __init__(self, msh, ox_mesh, el_mesh, oxide, electrolyte, *, store_psi: bool = False):
+    def __init__(self, msh, ox_mesh, el_mesh, oxide, electrolyte, *, store_psi: bool = False,
+                 surface_filling: bool = False):
         def P1(m):
             return dolfinx.fem.functionspace(m, ("Lagrange", 1))
 
@@ -37,6 +40,9 @@ class Fields:
         if self.cahn_hilliard:  # chemical potential μ (in units of RT) as its own field
             self.spaces["mu"] = P1(ox_mesh)
             self.names.append("mu")
+        if surface_filling:  # the filling at the film's electrolyte face, beside its mean
+            self.spaces["w_s"] = P1(ox_mesh)
+            self.names.append("w_s")
         self.u = {n: dolfinx.fem.Function(self.spaces[n], name=n) for n in self.names}
         # ψ's history only for the double layer's dψ/dt
         stored = ("w", "u_", "psi") if store_psi else ("w", "u_")
@@ -196,6 +202,8 @@ class Fields:
             phi0, psi0 = 0.0, -f_RT * U
         self.u["phi_e"].x.array[:] = phi0
         self.u["psi"].x.array[:] = psi0
+        if "w_s" in self.u:  # at rest the film is uniform through its thickness
+            self.u["w_s"].x.array[:] = self.u["w"].x.array
         if "mu" in self.u:
             th = 1 / (1 + np.exp(-self.u["w"].x.array))
             self.u["mu"].x.array[:] = -f_RT * np.asarray(self.oxide.open_circuit_potential(th, NUMPY))

@@ -21,7 +21,9 @@ class BoundedNewton:
     #: largest Newton change per iteration: log-concentrations and logit(θ) by 2 (a factor e²
     #: in c), ψ by 10 (0.26 V), φ_e by 0.5 V. Unclipped Newton on log variables overshoots
     #: when a concentration must rise by decades in a step, then creeps back one unit per step.
-    MAX_UPDATE: ClassVar[dict[str, float]] = {"w": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
+    MAX_UPDATE: ClassVar[dict[str, float]] = {"w": 2.0, "w_s": 2.0, "psi": 10.0, "phi_e": 0.5, "mu": 10.0}
+    #: the unknowns that are logits of a filling fraction (the film's, and a shell's surface filling)
+    LOGIT_FIELDS = ("w", "w_s")
     MAX_UPDATE_LOG_C = 2.0
     STEP_TOLERANCE = 1e-10
     RESIDUAL_TOLERANCE = 1e-14
@@ -92,7 +94,7 @@ class BoundedNewton:
         arr = vec.getArray()
         for k, n in enumerate(self.names):
             seg = arr[offsets[k]:offsets[k + 1]]
-            if n == "w":
+            if n in self.LOGIT_FIELDS:
                 np.clip(seg, *self.LOGIT_BOUNDS, out=seg)
             elif n.startswith("u_"):
                 np.maximum(seg, self.LOG_C_MIN, out=seg)
@@ -105,7 +107,7 @@ class BoundedNewton:
         for k, n in enumerate(self.names):
             lim = self.MAX_UPDATE.get(n, self.MAX_UPDATE_LOG_C)
             seg = arr[offsets[k]:offsets[k + 1]]
-            if n == "w":
+            if n in self.LOGIT_FIELDS:
                 new = self.logit_update(xarr[offsets[k]:offsets[k + 1]], seg, lim)
                 limited = limited or bool(np.any(np.abs(seg) > lim))
                 seg[:] = new
@@ -126,7 +128,7 @@ class BoundedNewton:
         xa, ba, da = x.getArray(readonly=True), b.getArray(readonly=True), diag.getArray(readonly=True)
         active = np.zeros(xa.size, dtype=bool)
         for k, n in enumerate(self.names):
-            if n == "w":
+            if n in self.LOGIT_FIELDS:
                 lo, hi = self.LOGIT_BOUNDS
             elif n.startswith("u_"):
                 lo, hi = self.LOG_C_MIN, np.inf

@@ -19,12 +19,13 @@ from femion.transport import terms
 from femion.transport.bfield import MagneticField, max_hall_parameter
 from femion.transport.conservation import SpeciesBalance
 from femion.transport.constraints import Constraints, nonlinear_problem
-from femion.transport.domain import EL, GAMMA, OX, Measures, TransportDomain
+from femion.transport.domain import EL, GAMMA, OX, TransportDomain
 from femion.transport.fields import Fields
 
 # the models and TransportSolveError stay importable from here (femion.transport.problem.X)
 from femion.transport.models import ElectrolyteModel, Ion, KineticsModel, LorentzModel, OxideModel, TopElectrode  # noqa: F401
 from femion.transport.newton import BoundedNewton, TransportSolveError  # noqa: F401
+from femion.transport.shell import ShellDomain
 
 
 class TransportProblem:
@@ -38,7 +39,7 @@ class TransportProblem:
 
     def __init__(
         self,
-        domain: TransportDomain,
+        domain: TransportDomain | ShellDomain,
         oxide: OxideModel,
         electrolyte: ElectrolyteModel,
         kinetics: KineticsModel,
@@ -80,14 +81,16 @@ class TransportProblem:
     # ------------------------------------------------------------ initialise steps
     def _define_measures(self) -> None:
         has_top = self.top_electrode is not None
-        self.measures = m = Measures.build(self.domain, top=has_top, **self._given.quadrature)
+        self.measures = m = self.domain.measures(top=has_top, **self._given.quadrature)
         self.ox_mesh, self.el_mesh, self.entity_maps = m.ox_mesh, m.el_mesh, m.entity_maps
         self.dx, self.dx_mass, self.dS, self.ds = m.dx, m.dx_mass, m.dS, m.ds
 
     def _define_fields(self) -> None:
         top = self.top_electrode
+        # a shell (no through-film axis) carries the filling at the film's face beside its mean
         self.fields = Fields(self.domain.mesh, self.ox_mesh, self.el_mesh, self.oxide, self.electrolyte,
-                             store_psi=top is not None and top.capacitance > 0)
+                             store_psi=top is not None and top.capacitance > 0,
+                             surface_filling=self.measures.through_axis is None)
         self.u, self.spaces, self.names = self.fields.u, self.fields.spaces, self.fields.names
 
     def _define_constants(self) -> None:
@@ -128,7 +131,7 @@ class TransportProblem:
         """The residual: the blocks of terms.py, summed in a fixed order."""
         f, m, xp = self.fields, self.measures, ufl_math()
         ox, el, dt, T, f_RT = self.oxide, self.electrolyte, self.dt, self.temperature, self.f_RT
-        ex = terms.exchange_flux(f, ox, el, self.kinetics, f_RT=f_RT, T=T, exchange_on=self.exchange_on, xp=xp)
+        ex = terms.exchange_flux(f, m, ox, el, self.kinetics, f_RT=f_RT, T=T, exchange_on=self.exchange_on, xp=xp)
         self.j, self.z_ex = ex.j, ex.z
         F = terms.oxide_balance(f, m, ox, ex.j, dt, xp)
         if self.lorentz.closure:
@@ -158,6 +161,8 @@ class TransportProblem:
                 F += terms.double_layer(f, m, top, self.top_connected, f_RT)
         if f.cahn_hilliard:
             F += terms.chemical_potential(f, m, ox, f_RT, T, xp)
+        if "w_s" in f.u:
+            F += terms.surface_filling(f, m, ox, ex.j, xp)
         sources = self._given.sources
         if callable(sources):  # manufactured solutions: sources(x, t) with UFL x and t
             sources = sources(ufl.SpatialCoordinate(self.domain.mesh), self.time)

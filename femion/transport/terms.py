@@ -35,17 +35,18 @@ class Exchange:
     z: int
 
 
-def exchange_flux(fields, oxide, electrolyte, kinetics, *, f_RT, T, exchange_on, xp) -> Exchange:
+def exchange_flux(fields, m, oxide, electrolyte, kinetics, *, f_RT, T, exchange_on, xp) -> Exchange:
     """j = on · (i0/(zF)) [r_red(zη̃) − r_ox(zη̃)],  η̃ = F(φ_e − U(θ))/(RT) − ψ,
     i0 = i0_ref(T) (c_l/c_l,0)^α_a ((1−θ)/(1−θ_ref))^α_a (θ/θ_ref)^α_c (femion.laws.kinetics)."""
     k = kinetics
-    th_p = fields.theta_expr(fields.u["w"])("+")
+    # the filling the exchange sees is the film's at its electrolyte face: a shell's surface filling
+    th_p = m.side(fields.theta_expr(fields.u["w_s" if "w_s" in fields.u else "w"]), "+")
     ex = electrolyte.ion(electrolyte.exchanging)
-    c_l = fields.concentration_exprs(fields.u)[ex.name]("-")
+    c_l = m.side(fields.concentration_exprs(fields.u)[ex.name], "-")
     U = oxide.open_circuit_potential(th_p, xp)
     if fields.cahn_hilliard:  # the interface sees the full chemical potential, gradient term included
-        U = -fields.u["mu"]("+") / f_RT
-    eta = f_RT * (fields.u["phi_e"]("+") - U) - fields.u["psi"]("-")
+        U = -m.side(fields.u["mu"], "+") / f_RT
+    eta = f_RT * (m.side(fields.u["phi_e"], "+") - U) - m.side(fields.u["psi"], "-")
     # a z-valent ion takes z electrons: its rate sees the driving force z·η, and the exchange
     # current density i0 (A/m²) carries i0/(zF) ions per m² and second
     z = ex.valence
@@ -89,12 +90,31 @@ def oxide_balance(fields, m, oxide, j, dt, xp):
     # neighbours with the wrong sign (by h_x/6h_z), so an emptied node kept losing Li to its
     # neighbours and its logit ran to the bound; at the vertices it couples only the nodes
     # above and below. The in-plane part keeps the consistent quadrature.
+    # (A shell has no through-film axis: its film is one sheet, all of N in-plane.)
     gv = ufl.grad(vw)
-    last = m.mesh.geometry.dim - 1
+    last = m.through_axis
+    in_plane = range(len(gv)) if last is None else [i for i in range(len(gv)) if i != last]
     F = fields.bdf(theta, "w", 1.0) * vw * m.dx_mass(OX) \
-        - dt / cmax * sum(N_ox[i] * gv[i] for i in range(last)) * m.dx(OX) \
-        - dt / cmax * N_ox[last] * gv[last] * m.dx_mass(OX)
-    return F - dt / cmax * j * vw("+") * m.dS(GAMMA)
+        - dt / cmax * sum(N_ox[i] * gv[i] for i in in_plane) * m.dx(OX)
+    if last is not None:
+        F -= dt / cmax * N_ox[last] * gv[last] * m.dx_mass(OX)
+    return F - dt / cmax * j * m.side(vw, "+") * m.dS(GAMMA)
+
+
+def surface_filling(fields, m, oxide, j, xp):
+    """w_s rows (shell): θ_s = θ̄ + t j/(3 D_s(θ̄) c_max), the filling at the film's electrolyte face.
+
+    Through-film diffusion lumped as the quadratic-profile approximation of a slab of thickness t
+    fed by the flux j at one face and closed at the other (the polynomial approximation of
+    Subramanian et al., J. Electrochem. Soc. 152 (2005) A2002, for a slab): the mean θ̄ is the
+    shell's unknown, and the face the exchange acts on sits t j/(3 D_s c_max) above it. Without it
+    a film emptied through its face would empty too fast (its exit rate would see the mean).
+    Rows: t[(θ_s − θ̄) − t j/(3 D_s c_max)] per unit area; j only where the electrolyte covers it."""
+    t = m.dx(OX).weight
+    theta, theta_s = fields.theta_expr(fields.u["w"]), fields.theta_expr(fields.u["w_s"])
+    v = fields.v["w_s"]
+    return (theta_s - theta) * v * m.dx_mass(OX) \
+        - t * t / (3.0 * oxide.diffusivity(theta, xp) * oxide.c_max) * j * v * m.dS(GAMMA)
 
 
 def chemical_potential(fields, m, oxide, f_RT, T, xp):
@@ -142,7 +162,7 @@ def charge_balance(fields, m, electrolyte, flux, j, z, dt):
     charge_flux = sum(ion.valence * flux[ion.name] for ion in electrolyte.ions)
     cref, vpsi = fields.c_ref, fields.v["psi"]
     return (-dt / cref * ufl.inner(charge_flux, ufl.grad(vpsi)) * m.dx(EL)
-            + dt / cref * z * j * vpsi("-") * m.dS(GAMMA))
+            + dt / cref * z * j * m.side(vpsi, "-") * m.dS(GAMMA))
 
 
 def poisson(fields, m, electrolyte, conc, f_RT):
@@ -164,7 +184,7 @@ def ion_balances(fields, m, electrolyte, conc, flux, j, dt):
         Fi = fields.bdf(conc[ion.name], n, ci) * vi * m.dx_mass(EL) \
             - dt / ci * ufl.inner(flux[ion.name], ufl.grad(vi)) * m.dx(EL)
         if ion.name == electrolyte.exchanging:
-            Fi += dt / ci * j * vi("-") * m.dS(GAMMA)
+            Fi += dt / ci * j * m.side(vi, "-") * m.dS(GAMMA)
         F = Fi if F is None else F + Fi
     return F
 
@@ -181,7 +201,8 @@ def electron_conductivity(oxide, m, oxide_cells, comm):
         sigma.x.array[:] = G / oxide.thickness
     msh = m.mesh
     gdim, tdim = msh.geometry.dim, msh.topology.dim
-    sig = ufl.as_matrix([[sigma if (i == j and i < gdim - 1) else (oxide.vertical_conductivity if i == j else 0)
+    last = m.through_axis  # None in a shell: only in-plane conduction
+    sig = ufl.as_matrix([[(oxide.vertical_conductivity if i == last else sigma) if i == j else 0
                           for j in range(gdim)] for i in range(gdim)])
     # Row scale h²/σ_max makes the electron rows the size of the concentration rows
     # (cell volume x O(1)), so one residual norm measures every block fairly.
@@ -198,7 +219,7 @@ def electron_conduction(fields, m, sig, e_scale, j, z):
     # σ∇φ_e·n = zF j on Γ: insertion draws electrons to the interface, so conventional current
     # leaves Γ into the oxide (n out of the oxide)
     return e_scale * ufl.inner(sig * ufl.grad(phi), ufl.grad(vphi)) * m.dx(OX) \
-        - e_scale * z * FARADAY * j * vphi("+") * m.dS(GAMMA)
+        - e_scale * z * FARADAY * j * m.side(vphi, "+") * m.dS(GAMMA)
 
 
 def top_exchange_flux(c_top, psi, top, z, c_ex, f_RT, top_potential, top_connected):
@@ -240,7 +261,7 @@ def manufactured_sources(sources: dict, fields, m, oxide, electrolyte, dt, e_sca
         if key in sources:
             terms.append(s * sources[key] * fields.v[name] * dx.get(name, m.dx(EL)))
         if f"interface_{key}" in sources and not (key == "charge" and electrolyte.poisson):
-            terms.append(s * sources[f"interface_{key}"] * fields.v[name](side) * m.dS(GAMMA))
+            terms.append(s * sources[f"interface_{key}"] * m.side(fields.v[name], side) * m.dS(GAMMA))
         for t in terms:
             F = t if F is None else F + t
     return F

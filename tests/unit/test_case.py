@@ -267,3 +267,16 @@ def test_validate_checks_quick_and_variants_like_run(tmp_path, capsys):
     assert rc == 2 and len(err) == 1 and "quick.mesh.cell_size: must be > 0" in err[0], err
     rc, err = _cli(capsys, "validate", str(CASES / "strip_drive.yaml"), "--quick")
     assert rc == 2 and len(err) == 1 and "--quick: the case has no 'quick' block" in err[0], err
+
+
+@pytest.mark.parametrize("case,items,expected", [
+    ("fig4_model_III", ["transport.model=shell"], "transport.model: 'shell' is the plan-view limit of a 3D case"),
+    ("fig5c_two_track", ["transport.model=thin"], "transport.model"),
+    ("fig5c_two_track", ["transport.model=shell", "transport.lorentz.bulk=true"],
+     "transport.model: 'shell' has no Lorentz terms"),
+])
+def test_a_shell_model_it_cannot_solve_is_refused_with_one_line(capsys, case, items, expected):
+    """transport.model: shell on a 2D section, an unknown model, or with Lorentz terms: exit 2, one line."""
+    args = [a for item in items for a in ("--set", item)]
+    rc, err = _cli(capsys, "validate", str(CASES / f"{case}.yaml"), *args)
+    assert rc == 2 and len(err) == 1 and expected in err[0], err
