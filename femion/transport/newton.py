@@ -139,6 +139,23 @@ class BoundedNewton:
             active[s] = ((xa[s] <= lo) & (push > 0)) | ((xa[s] >= hi) & (push < 0))
         return active
 
+    def change(self, new, old, offsets) -> float:
+        """Largest change of the state between two iterates (all ranks), in what each unknown
+        stands for: θ for logit θ, c/c_ref for ln(c/c_ref), the unknown itself for ψ and φ_e.
+        In the logit a node emptied to θ ~ 1e-10 can swing by units without any consequence (its
+        Jacobian column is ~θ): a test on the logit never passes there, one on θ does."""
+        worst = 0.0
+        for k, n in enumerate(self.names):
+            a, b = new[offsets[k]:offsets[k + 1]], old[offsets[k]:offsets[k + 1]]
+            if n in self.LOGIT_FIELDS:
+                d = 1.0 / (1.0 + np.exp(-a)) - 1.0 / (1.0 + np.exp(-b))
+            elif n.startswith("u_"):
+                d = np.exp(a) - np.exp(b)
+            else:
+                d = a - b
+            worst = max(worst, float(np.abs(d).max(initial=0.0)))
+        return self.comm.allreduce(worst, op=MPI.MAX)
+
     def _norm(self, b, free) -> float:
         """‖F‖ over the free dofs (all ranks)."""
         r = b.getArray(readonly=True)[free]
@@ -153,14 +170,16 @@ class BoundedNewton:
         snes.computeFunction(trial, b)
         return self._norm(b, free)
 
-    def solve_step(self, problem, funcs, start, restore, what: str) -> int:
+    def solve_step(self, problem, funcs, start, restore, what: str, budget: int | None = None) -> int:
         """Newton from the present state (modified Newton while it contracts); if it fails, again
         from the same start (``start()`` puts it back) with a fresh Jacobian every iteration and
-        backtracking on ‖F‖. Returns all iterations; on failure or a non-finite state calls
-        ``restore()`` and raises TransportSolveError (``what`` says which step)."""
+        backtracking on ‖F‖. With a ``budget`` (a caller that can take a smaller step instead):
+        at most that many iterations and no second attempt. Returns all iterations; on failure or
+        a non-finite state calls ``restore()`` and raises TransportSolveError (``what`` says which
+        step)."""
         try:
-            reason, its = self.solve(problem, funcs)
-            if reason <= 0:
+            reason, its = self.solve(problem, funcs, max_iterations=budget)
+            if reason <= 0 and budget is None:
                 start()
                 reason, more = self.solve(problem, funcs, linesearch=True)
                 its += more
@@ -186,7 +205,7 @@ class BoundedNewton:
             A.zeroRows((first_row + held).astype(PETSc.IntType), diag=1.0)
         return free
 
-    def solve(self, problem, funcs, linesearch: bool = False) -> tuple[int, int]:
+    def solve(self, problem, funcs, linesearch: bool = False, max_iterations: int | None = None) -> tuple[int, int]:
         """Newton on ``problem`` (a dolfinx NonlinearProblem, MUMPS) from and into ``funcs``,
         optionally with backtracking on ‖F‖; returns (SNES-style reason, iterations).
 
@@ -209,6 +228,8 @@ class BoundedNewton:
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         first_row = x.getOwnershipRange()[0]
         _, _, _, max_it = snes.getTolerances()
+        if max_iterations is not None:
+            max_it = min(max_it, max_iterations)
         reason, it = 0, 0
         snes.computeFunction(x, b)
         diag = x.duplicate()
@@ -224,6 +245,8 @@ class BoundedNewton:
             if it == 0:
                 best, worse = fnorm, 0
             reason = self.converged(snes, it, (0.0, 0.0, fnorm))
+            if reason == 0 and it >= max_it:
+                reason = PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT
             if reason != 0:
                 break
             # no new best residual in STALL_ITERATIONS: backtracking creeps at λ = 1/64, plain
@@ -254,10 +277,10 @@ class BoundedNewton:
             while linesearch and not (new <= (1 - 1e-4 * lam) * fnorm or lam <= 1 / 64 or new <= 1e-12 * self.volume):
                 lam *= 0.5
                 new = self._try(snes, x, dx, lam, trial, b, offsets, free)
-            # the change itself (in log-concentration, logit θ, ψ = Fφ/RT, φ_e in V; after the
+            # the change itself (in θ, c/c_ref, ψ = Fφ/RT, φ_e in V: :meth:`change`; after the
             # bounds) below STEP_TOLERANCE, or contracting so fast that the next one would be:
             # converged, whatever round-off floor the residual has here
-            step = self.comm.allreduce(float(np.abs(trial.getArray() - x.getArray()).max(initial=0.0)), op=MPI.MAX)
+            step = self.change(trial.getArray(readonly=True), x.getArray(readonly=True), offsets)
             trial.copy(x)
             rho = step / step_prev
             step_prev = step

@@ -200,8 +200,10 @@ class TransportProblem:
             self.volume, self.newton.converged))
 
     # ------------------------------------------------------------ stepping
-    def step(self, dt: float, order: int = 1, dt_prev: float | None = None) -> int:
-        """Advance by ``dt`` (s); BDF2 when ``order`` = 2 and a previous step exists.
+    def step(self, dt: float, order: int = 1, dt_prev: float | None = None, budget: int | None = None) -> int:
+        """Advance by ``dt`` (s); BDF2 when ``order`` = 2 and a previous step exists; ``budget``:
+        at most that many Newton iterations and no second attempt (for a caller that would rather
+        take a smaller step).
 
         Returns Newton iterations; raises TransportSolveError (state restored) on failure.
         """
@@ -218,7 +220,7 @@ class TransportProblem:
         start()
         its = self.newton.solve_step(self.constraints.problem, [self.u[n] for n in self.names], start,
                                      restore=lambda: self.fields.set_values(saved),
-                                     what=f"transport step of {dt:.3g} s at t = {self.t:.6g} s")
+                                     what=f"transport step of {dt:.3g} s at t = {self.t:.6g} s", budget=budget)
         if self.balance is not None:
             self.balance.correct(dt)  # the species balance to round-off, not to Newton's floor
         self.fields.accept(dt)
