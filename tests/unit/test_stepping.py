@@ -56,3 +56,30 @@ def test_no_estimate_without_history_and_first_order_with_three_levels():
     # a BDF2 step with three levels is judged by the first-order (larger) estimate
     assert local_error(y[0], y[1:], [0.1, 0.1], order=2) == pytest.approx(
         local_error(y[0], y[1:], [0.1, 0.1], order=1))
+
+
+def test_newton_gets_a_budget_while_the_step_can_still_be_halved():
+    """A step that can be halved gets StepControl.newton_budget iterations (a Newton that needs more
+    is cut short and the step halved); at dt_min, where no smaller step exists, it gets no budget."""
+    from femion.transport.newton import TransportSolveError
+    from femion.transport.stepping import StepControl, Stepper
+
+    class Problem:  # converges only for steps of at most 0.3 s, or without a budget
+        def __init__(self):
+            self.t, self.fields, self.calls = 0.0, None, []
+
+        def step(self, dt, order=1, dt_prev=None, budget=None):
+            self.calls.append((dt, budget))
+            if dt > 0.3 and budget is not None:
+                raise TransportSolveError("over budget")
+            self.t += dt
+            return 3
+
+    p = Problem()
+    Stepper(p, StepControl(dt_initial=1.0, dt_min=0.5, dt_max=1.0)).advance_to(2.0)
+    assert p.calls[0] == (1.0, 10)  # halved to 0.5 = dt_min: no budget, converges
+    assert p.calls[1] == (0.5, None)
+    assert p.t == pytest.approx(2.0)
+    p2 = Problem()
+    Stepper(p2, StepControl(dt_initial=1.0, dt_min=0.01, dt_max=1.0)).advance_to(1.0)
+    assert p2.calls[:3] == [(1.0, 10), (0.5, 10), (0.25, 10)]

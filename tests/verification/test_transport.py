@@ -435,7 +435,7 @@ def test_stepper_lands_on_times_and_stops_cleanly(comm):
         assert p.t == pytest.approx(t, abs=1e-12)
     assert max(r.dt for r in s.history) > 0.7  # it grew
 
-    def always_fail(dt, order=1, dt_prev=None):
+    def always_fail(dt, order=1, dt_prev=None, budget=None):
         from femion.transport.newton import TransportSolveError
 
         raise TransportSolveError("forced")
