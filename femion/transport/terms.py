@@ -110,7 +110,7 @@ def surface_filling(fields, m, oxide, j, xp):
     shell's unknown, and the face the exchange acts on sits t j/(3 D_s c_max) above it. Without it
     a film emptied through its face would empty too fast (its exit rate would see the mean).
     Rows: t[(θ_s − θ̄) − t j/(3 D_s c_max)] per unit area; j only where the electrolyte covers it."""
-    t = m.dx(OX).weight
+    t = oxide.thickness
     theta, theta_s = fields.theta_expr(fields.u["w"]), fields.theta_expr(fields.u["w_s"])
     v = fields.v["w_s"]
     return (theta_s - theta) * v * m.dx_mass(OX) \
