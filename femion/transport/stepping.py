@@ -85,6 +85,7 @@ class StepControl:
     #: giving up and never recovered, most of the run's cost; accepted steps took ≤ 7; a budget of
     #: 12 made the shell run 241 → 108 s, 8 → 90 s, the same accepted steps)
     newton_budget: int | None = 10
+    max_retries: int = 40  # attempts at one step before the run stops (each at least halves it)
 
     def __post_init__(self):
         if not 0 < self.dt_min <= self.dt_initial <= self.dt_max:
@@ -159,7 +160,12 @@ class Stepper:
                 remaining = t_end - self.t
                 dt = min(self.dt, remaining, c.dt_max)
                 if remaining - dt < 0.2 * dt:  # avoid a sliver of a last step before t_end
-                    dt = remaining if remaining <= 1.2 * self.dt else remaining / 2
+                    # (stretched to t_end only on a first attempt: a retry must be smaller than
+                    # the step that failed or was rejected, or it would be that step again)
+                    dt = remaining if remaining <= 1.2 * self.dt and not retries else remaining / 2
+                if retries > c.max_retries:
+                    raise StepFailure(f"no step was accepted in {retries} attempts at t = {self.t:.6g} s "
+                                      f"(the last of {dt:.3g} s)", self.t)
                 fields = self.problem.fields
                 if c.tolerance is not None:
                     past, dts = fields.levels(), [dt, *fields.past_dt]

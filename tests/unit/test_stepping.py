@@ -83,3 +83,46 @@ def test_newton_gets_a_budget_while_the_step_can_still_be_halved():
     p2 = Problem()
     Stepper(p2, StepControl(dt_initial=1.0, dt_min=0.01, dt_max=1.0)).advance_to(1.0)
     assert p2.calls[:3] == [(1.0, 10), (0.5, 10), (0.25, 10)]
+
+
+def test_a_rejected_last_step_is_retried_smaller_not_stretched_back_to_the_end():
+    """A step to the end of an interval rejected for its local error is taken again smaller: the
+    rule that stretches a step over a sliver before t_end made the retry the same step, forever
+    (a shell run stuck at t = 33.6 s for 18 minutes). And any step gets at most max_retries."""
+    from femion.transport.stepping import StepControl, Stepper
+
+    class Fields:
+        def __init__(self):
+            self.past_dt = []
+
+        def levels(self):
+            return []
+
+    class Problem:
+        def __init__(self):
+            self.t, self.fields, self.calls = 0.0, Fields(), []
+
+        def snapshot(self):
+            return self.t
+
+        def restore(self, t):
+            self.t = t
+
+        def step(self, dt, order=1, dt_prev=None, budget=None):
+            self.calls.append(dt)
+            self.t += dt
+            return 3
+
+    p = Problem()
+    s = Stepper(p, StepControl(dt_initial=1.0, dt_min=1e-3, dt_max=1.0, tolerance=1e-3))
+    s._error = lambda past, dts: ((1.2 if dts[0] > 0.5 else 0.5), 2)  # steps over 0.5 s are rejected
+    s.advance_to(1.0)
+    assert p.t == pytest.approx(1.0)
+    assert len(p.calls) <= 4 and all(dt <= 0.5 for dt in p.calls[1:]), p.calls
+    p2 = Problem()
+    s2 = Stepper(p2, StepControl(dt_initial=1.0, dt_min=1e-12, dt_max=1.0, tolerance=1e-3, max_retries=5))
+    s2._error = lambda past, dts: (1.2, 2)  # never accepted
+    from femion.transport.stepping import StepFailure
+    with pytest.raises(StepFailure, match="no step was accepted in 6 attempts"):
+        s2.advance_to(1.0)
+    assert p2.t == 0.0  # the last good state
