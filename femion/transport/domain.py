@@ -73,6 +73,14 @@ def one_sided_entities(msh, facets, cells):
     return np.ascontiguousarray(data).ravel()
 
 
+def lumped_quadrature(msh) -> dict:
+    """Measure metadata of the lumped (vertex) quadrature of ``msh``'s cells: GLL on quadrilaterals
+    and hexahedra, the vertex rule on simplices."""
+    if msh.topology.cell_type in (dolfinx.mesh.CellType.quadrilateral, dolfinx.mesh.CellType.hexahedron):
+        return {"quadrature_rule": "GLL", "quadrature_degree": 1}
+    return {"quadrature_rule": "vertex", "quadrature_degree": 1}
+
+
 @dataclass
 class Measures:
     """Submeshes of the oxide and electrolyte (with their maps from the parent) and the measures:
@@ -123,10 +131,7 @@ class Measures:
         dx = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=md)
         # Lumped mass for the time derivatives (quadrature at the vertices): no over/undershoot
         # where exchange switches on at a coating edge, and uncoated oxide is left untouched.
-        if msh.topology.cell_type in (dolfinx.mesh.CellType.quadrilateral, dolfinx.mesh.CellType.hexahedron):
-            lump = {"quadrature_rule": "GLL", "quadrature_degree": 1}
-        else:
-            lump = {"quadrature_rule": "vertex", "quadrature_degree": 1}
+        lump = lumped_quadrature(msh)
         dx_mass = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=lump) if lumped_mass else dx
         # The exchange on Γ is lumped the same way (vertex quadrature): with consistent facet
         # quadrature, a floating oxide (no conductor beneath) admits node-to-node oscillating φ_e

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from femion._dolfinx import dolfinx, ufl
-from femion.transport.domain import EL, GAMMA, OX, TOP
+from femion.transport.domain import EL, GAMMA, OX, TOP, Measures, lumped_quadrature
 
 # Cell tags of the plan mesh: a bit per layer present over the cell.
 _OX_BIT, _EL_BIT, _TOP_BIT = 1, 2, 4
@@ -72,32 +72,19 @@ class _Ids:
         return Weighted(self.measure(tuple(int(t) for t in self.tags if t & bits == bits)), weight)
 
 
-@dataclass
-class ShellMeasures:
-    """The shell's measures (same interface as :class:`femion.transport.domain.Measures`):
+class ShellMeasures(Measures):
+    """The shell's measures (the interface of :class:`femion.transport.domain.Measures`):
     ``dx(OX)`` = t_ox dA over the oxide, ``dx(EL)`` = h dA over the electrolyte, ``dS(GAMMA)`` = dA
     (lumped) where the electrolyte covers the oxide, ``ds(TOP)`` = dA where the layer above covers
     the electrolyte. Nothing is restricted to a side: :meth:`side` is the identity."""
 
-    mesh: dolfinx.mesh.Mesh
-    cell_tags: dolfinx.mesh.MeshTags
-    ox_mesh: dolfinx.mesh.Mesh
-    ox_map: object
-    el_mesh: dolfinx.mesh.Mesh
-    el_map: object
-    dx: _Ids
-    dx_mass: _Ids
-    dS: _Ids
-    ds: _Ids | None
-    #: the through-thickness axis of the mesh: none (the thickness is integrated out)
-    through_axis = None
-
     @property
-    def entity_maps(self) -> list:
-        return [self.ox_map, self.el_map]
+    def through_axis(self) -> None:
+        """None: the thickness is integrated out."""
+        return None
 
     @staticmethod
-    def side(expr, _side: str):
+    def side(expr, side: str):
         return expr
 
     @classmethod
@@ -117,10 +104,7 @@ class ShellMeasures:
         tags = np.arange(1, 8, dtype=np.int32)
         md = {"quadrature_degree": quadrature_degree}
         dx = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=md)
-        if msh.topology.cell_type == dolfinx.mesh.CellType.quadrilateral:
-            lump = {"quadrature_rule": "GLL", "quadrature_degree": 1}
-        else:
-            lump = {"quadrature_rule": "vertex", "quadrature_degree": 1}
+        lump = lumped_quadrature(msh)
         dx_lumped = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=lump) if lumped_mass else dx
         t_ox, h = domain.oxide_thickness, domain.electrolyte_thickness
         volumes = {OX: (_OX_BIT, t_ox), EL: (_EL_BIT, h)}

@@ -159,6 +159,11 @@ def run_case(comm, label: str, build, spec, length: float, nsteps: int, tag: str
            f"{(np.mean(its) if its else float('nan')):6.1f} {pdofs:>7} {t_pf:9.3g} {t_ps:9.3g} "
            f"{t_step / t_pf:7.1f} {rss_mb(comm):7.0f}")
     extra = f"    Li drift {drift:.1e}, integral |F j| {current:.3e} A{'/m' if tdim == 2 else ''}, Newton its {its}"
+    # per-rank work (owned transport dofs) and halo (ghost dofs), for a weak-scaling projection
+    owned = comm.gather(sum(V.dofmap.index_map.size_local for V in p.spaces.values()), root=0)
+    ghosts = comm.gather(sum(V.dofmap.index_map.num_ghosts for V in p.spaces.values()), root=0)
+    if comm.rank == 0 and comm.size > 1:
+        extra += f"\n    owned dofs per rank {owned}, ghost (halo) dofs per rank {ghosts}"
     if note:
         extra += f"; {note}"
     del p, stack
