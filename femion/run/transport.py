@@ -15,6 +15,7 @@ from femion.run.recorder import Recorder
 from femion.run.stops import Stop
 from femion.run.summary import transport_summary
 from femion.transport import device
+from femion.transport.case_models import is_shell
 from femion.transport.problem import TransportSolveError
 from femion.transport.stepping import StepControl, StepFailure, Stepper
 
@@ -26,7 +27,7 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan
     case from its latest checkpoint. Returns (summary entries, None) or, if the time step collapsed
     or a stop was requested, the entries of the last good state and a :class:`~femion.run.stops.Stop`.
     The shell model (``transport.model: shell``) runs on ``plan_mesh`` (built here if not given)."""
-    if case.transport.model == "shell":
+    if is_shell(case):
         stack = plan_mesh if plan_mesh is not None else geometry.build_plan_mesh(spec, comm)
     elif case.mesh.dimension == 3:
         stack = geometry.build_stack_mesh(spec, comm)

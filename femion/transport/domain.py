@@ -81,6 +81,30 @@ def lumped_quadrature(msh) -> dict:
     return {"quadrature_rule": "vertex", "quadrature_degree": 1}
 
 
+def cell_values(msh) -> np.ndarray:
+    """Zeros, one per local cell (owned + ghost): the values of a cell tagging to fill."""
+    imap = msh.topology.index_map(msh.topology.dim)
+    return np.zeros(imap.size_local + imap.num_ghosts, dtype=np.int32)
+
+
+def cell_parts(msh, values, oxide_cells, electrolyte_cells, quadrature_degree: int, lumped_mass: bool) -> tuple:
+    """What the stack's and the shell's measures share, in the order of :class:`Measures`' fields:
+    the cell tags (``values``), the oxide and electrolyte submeshes with their maps, ``dx`` (fixed
+    quadrature) and ``dx_mass`` (lumped)."""
+    tdim = msh.topology.dim
+    cell_tags = dolfinx.mesh.meshtags(msh, tdim, np.arange(len(values), dtype=np.int32), values)
+    ox_mesh, ox_map = dolfinx.mesh.create_submesh(msh, tdim, oxide_cells)[:2]
+    el_mesh, el_map = dolfinx.mesh.create_submesh(msh, tdim, electrolyte_cells)[:2]
+    # One fixed quadrature for residual and Jacobian: UFL would otherwise estimate a higher
+    # degree for the Jacobian of exp(u) terms, and Newton would lose its quadratic rate.
+    dx = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata={"quadrature_degree": quadrature_degree})
+    # Lumped mass for the time derivatives (quadrature at the vertices): no over/undershoot
+    # where exchange switches on at a coating edge, and uncoated oxide is left untouched.
+    dx_mass = (ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=lumped_quadrature(msh))
+               if lumped_mass else dx)
+    return cell_tags, ox_mesh, ox_map, el_mesh, el_map, dx, dx_mass
+
+
 @dataclass
 class Measures:
     """Submeshes of the oxide and electrolyte (with their maps from the parent) and the measures:
@@ -116,29 +140,20 @@ class Measures:
     def build(cls, domain: TransportDomain, *, top: bool, quadrature_degree: int, lumped_mass: bool):
         """Tags, submeshes and measures of ``domain``; ``top``: integrate over its top face."""
         msh = domain.mesh
-        tdim = msh.topology.dim
-        ncell = msh.topology.index_map(tdim).size_local + msh.topology.index_map(tdim).num_ghosts
-        values = np.zeros(ncell, dtype=np.int32)
+        values = cell_values(msh)
         values[domain.oxide_cells] = OX
         values[domain.electrolyte_cells] = EL
-        cell_tags = dolfinx.mesh.meshtags(msh, tdim, np.arange(ncell, dtype=np.int32), values)
-        ox_mesh, ox_map = dolfinx.mesh.create_submesh(msh, tdim, domain.oxide_cells)[:2]
-        el_mesh, el_map = dolfinx.mesh.create_submesh(msh, tdim, domain.electrolyte_cells)[:2]
+        parts = cell_parts(msh, values, domain.oxide_cells, domain.electrolyte_cells, quadrature_degree,
+                                lumped_mass)
         facet_data = [(GAMMA, interface_entities(msh, domain.interface_facets, domain.oxide_cells))]
-        # One fixed quadrature for residual and Jacobian: UFL would otherwise estimate a higher
-        # degree for the Jacobian of exp(u) terms, and Newton would lose its quadratic rate.
-        md = {"quadrature_degree": quadrature_degree}
-        dx = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=md)
-        # Lumped mass for the time derivatives (quadrature at the vertices): no over/undershoot
-        # where exchange switches on at a coating edge, and uncoated oxide is left untouched.
-        lump = lumped_quadrature(msh)
-        dx_mass = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=lump) if lumped_mass else dx
         # The exchange on Γ is lumped the same way (vertex quadrature): with consistent facet
         # quadrature, a floating oxide (no conductor beneath) admits node-to-node oscillating φ_e
         # whose exchange cancels against every hat function, a spurious checkerboard of θ.
-        dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data, metadata=lump if lumped_mass else md)
+        dS = ufl.Measure("dS", domain=msh, subdomain_data=facet_data,
+                         metadata=lumped_quadrature(msh) if lumped_mass else {"quadrature_degree": quadrature_degree})
         ds = None
         if top and domain.top_facets is not None:
             top_entities = one_sided_entities(msh, domain.top_facets, domain.electrolyte_cells)
-            ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, top_entities)], metadata=md)
-        return cls(msh, cell_tags, ox_mesh, ox_map, el_mesh, el_map, dx, dx_mass, dS, ds)
+            ds = ufl.Measure("ds", domain=msh, subdomain_data=[(TOP, top_entities)],
+                             metadata={"quadrature_degree": quadrature_degree})
+        return cls(msh, *parts, dS, ds)

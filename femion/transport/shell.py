@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from femion._dolfinx import dolfinx, ufl
-from femion.transport.domain import EL, GAMMA, OX, TOP, Measures, lumped_quadrature
+from femion._dolfinx import dolfinx
+from femion.transport.domain import EL, GAMMA, OX, TOP, Measures, cell_parts, cell_values
 
 # Cell tags of the plan mesh: a bit per layer present over the cell.
 _OX_BIT, _EL_BIT, _TOP_BIT = 1, 2, 4
@@ -90,26 +90,19 @@ class ShellMeasures(Measures):
     @classmethod
     def build(cls, domain: ShellDomain, *, top: bool, quadrature_degree: int, lumped_mass: bool):
         msh = domain.mesh
-        tdim = msh.topology.dim
-        ncell = msh.topology.index_map(tdim).size_local + msh.topology.index_map(tdim).num_ghosts
-        bits = np.zeros(ncell, dtype=np.int32)
+        bits = cell_values(msh)
         bits[domain.oxide_cells] |= _OX_BIT
         bits[domain.electrolyte_cells] |= _EL_BIT
         if top and domain.top_cells is not None:
             bits[domain.top_cells] |= _TOP_BIT
-        cell_tags = dolfinx.mesh.meshtags(msh, tdim, np.arange(ncell, dtype=np.int32), bits)
-        ox_mesh, ox_map = dolfinx.mesh.create_submesh(msh, tdim, domain.oxide_cells)[:2]
-        el_mesh, el_map = dolfinx.mesh.create_submesh(msh, tdim, domain.electrolyte_cells)[:2]
+        *parts, dx, dx_mass = cell_parts(msh, bits, domain.oxide_cells, domain.electrolyte_cells, quadrature_degree,
+                                lumped_mass)
         # every combination of bits a cell may carry, the same on every rank (forms must agree)
         tags = np.arange(1, 8, dtype=np.int32)
-        md = {"quadrature_degree": quadrature_degree}
-        dx = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=md)
-        lump = lumped_quadrature(msh)
-        dx_lumped = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags, metadata=lump) if lumped_mass else dx
         t_ox, h = domain.oxide_thickness, domain.electrolyte_thickness
         volumes = {OX: (_OX_BIT, t_ox), EL: (_EL_BIT, h)}
         ds = None
         if top and domain.top_cells is not None:
             ds = _Ids(dx, tags, {TOP: (_EL_BIT | _TOP_BIT, 1.0)})
-        return cls(msh, cell_tags, ox_mesh, ox_map, el_mesh, el_map, _Ids(dx, tags, volumes),
-                   _Ids(dx_lumped, tags, volumes), _Ids(dx_lumped, tags, {GAMMA: (_OX_BIT | _EL_BIT, 1.0)}), ds)
+        return cls(msh, *parts, _Ids(dx, tags, volumes), _Ids(dx_mass, tags, volumes),
+                   _Ids(dx_mass, tags, {GAMMA: (_OX_BIT | _EL_BIT, 1.0)}), ds)
