@@ -405,6 +405,9 @@ class KineticsSpec(_Model):
             raise ValueError(f"law {self.law!r} needs reorganization_energy (e.g. '0.4 eV')")
         if (self.barrier_liquid is None) != (self.barrier_solid is None):
             raise ValueError("give both barrier_liquid and barrier_solid, or neither")
+        declares_alphas = {"alpha_a", "alpha_c"} <= set(RATE_LAWS[self.law].parameters)
+        if declares_alphas and abs(self.alpha_a + self.alpha_c - 1) > 1e-12:
+            raise ValueError(f"alpha_a + alpha_c must be 1 (detailed balance), got {self.alpha_a} + {self.alpha_c}")
         return self
 
 

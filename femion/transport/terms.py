@@ -15,7 +15,7 @@ import numpy as np
 
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
 from femion.constants import BOLTZMANN, FARADAY, GAS_CONSTANT, VACUUM_PERMITTIVITY
-from femion.laws.kinetics import LAWS, arrhenius, exchange_current_density_at, rate
+from femion.laws.kinetics import LAWS, arrhenius, reaction_rates
 from femion.laws.lorentz import closure_surface_flux, hall_parameter, magneto_migration_flux, magneto_migration_flux_xz
 from femion.laws.registry import choose
 from femion.transport.domain import EL, GAMMA, OX, TOP
@@ -26,18 +26,18 @@ RESIDUAL_OCCUPANCY = 1e-9
 
 @dataclass
 class Exchange:
-    """The exchange on Γ: molar flux j into the oxide (mol m⁻² s⁻¹), its prefactor i0 (A/m²), the
-    one-way exit rate r_ox and the exchanged ion's valence z."""
+    """The exchange on Γ: molar flux j into the oxide and its one-way exit flux (both
+    mol m⁻² s⁻¹), and the exchanged ion's valence z."""
 
     j: object
-    i0: object
-    r_ox: object
+    exit_flux: object
     z: int
 
 
 def exchange_flux(fields, m, oxide, electrolyte, kinetics, *, f_RT, T, exchange_on, xp) -> Exchange:
-    """j = on · (i0/(zF)) [r_red(zη̃) − r_ox(zη̃)],  η̃ = F(φ_e − U(θ))/(RT) − ψ,
-    i0 = i0_ref(T) (c_l/c_l,0)^α_a ((1−θ)/(1−θ_ref))^α_a (θ/θ_ref)^α_c (femion.laws.kinetics)."""
+    """j = on · i0_ref(T)/(zF) (r_in − r_out), with the reaction-specific one-way rates of
+    :func:`femion.laws.kinetics.reaction_rates` (insertion ∝ (1 − θ) c_l/c_l,0, extraction ∝ θ) at
+    the driving force zη̃, η̃ = F(φ_e − U(θ))/(RT) − ψ."""
     k = kinetics
     # the filling the exchange sees is the film's at its electrolyte face: a shell's surface filling
     th_p = m.side(fields.theta_expr(fields.u["w_s" if "w_s" in fields.u else "w"]), "+")
@@ -53,25 +53,24 @@ def exchange_flux(fields, m, oxide, electrolyte, kinetics, *, f_RT, T, exchange_
     i0_ref = k.exchange_current_density
     if k.activation_energy != 0.0:
         i0_ref = arrhenius(i0_ref, k.activation_energy, T, k.reference_temperature, xp=xp)
-    i0 = exchange_current_density_at(i0_ref, c_l, th_p, c_ref=ex.concentration, theta_ref=k.theta_ref,
-                                     alpha_a=k.alpha_a, alpha_c=k.alpha_c)
     params = dict(k.params)
     if k.reorganization_energy is not None:
         params["reorganization"] = k.reorganization_energy / (BOLTZMANN * T)
     # the transfer coefficients go to every law that declares them (Butler–Volmer and its kin)
     declared = choose(LAWS, k.law, "rate law").parameters
     params.update({n: getattr(k, n) for n in ("alpha_a", "alpha_c") if n in declared})
-    r_red, r_ox = rate(k.law, z * eta, xp=xp, **params)
+    r_in, r_out = reaction_rates(k.law, z * eta, th_p, c_l / ex.concentration, theta_ref=k.theta_ref, xp=xp,
+                                 **params)
     # Residual occupancy ε: the exit rate vanishes as θ → ε and the entry rate as 1 − θ → ε.
     # Under volts of bipolar drive a spot of film otherwise empties completely (the exit rate
-    # is first order in θ), its logit heads to −∞ and Newton stalls there; ε = 1e-12 of the
+    # is first order in θ), its logit heads to −∞ and Newton stalls there; ε = 1e-9 of the
     # capacity is invisible in any total or colour, and the exchange stays conservative.
     eps = RESIDUAL_OCCUPANCY
-    r_ox = r_ox * (1 - eps / th_p)
-    r_red = r_red * (1 - eps / (1 - th_p))
+    r_out = r_out * (1 - eps / th_p)
+    r_in = r_in * (1 - eps / (1 - th_p))
     # exchange switch: 1 with electrolyte on the film, 0 once it is removed (the state is kept)
-    j = exchange_on * i0 / (z * FARADAY) * (r_red - r_ox)
-    return Exchange(j, i0, r_ox, z)
+    rate_scale = exchange_on * i0_ref / (z * FARADAY)
+    return Exchange(rate_scale * (r_in - r_out), rate_scale * r_out, z)
 
 
 def oxide_balance(fields, m, oxide, j, dt, xp):
@@ -127,12 +126,12 @@ def chemical_potential(fields, m, oxide, f_RT, T, xp):
 
 
 def lorentz_closure(fields, m, lorentz, B_oxide, ex: Exchange, dt, cmax, xp):
-    """dt/c_max ∫_Γ q·∇_Γ v dS, q = λ(|B|) r_out (n̂×B̂), r_out = (i0/(zF)) r_ox (the one-way exit
-    rate): the oxide balance gains −∇_Γ·q."""
+    """dt/c_max ∫_Γ q·∇_Γ v dS, q = λ(|B|) r_out (n̂×B̂), r_out the one-way exit
+    flux of the exchange: the oxide balance gains −∇_Γ·q."""
     gdim = m.mesh.geometry.dim
     n = ufl.FacetNormal(m.mesh)("+")  # out of the oxide
     B = B_oxide("+")
-    r_out = ex.i0 / (ex.z * FARADAY) * ex.r_ox
+    r_out = ex.exit_flux
     n3 = n if gdim == 3 else ufl.as_vector([n[0], 0.0, n[1]])
     q3 = closure_surface_flux(n3, B, r_out, lorentz.step_law, xp, z=ex.z, **lorentz.step_params)
     q = q3 if gdim == 3 else ufl.as_vector([q3[0], q3[2]])

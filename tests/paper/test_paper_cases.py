@@ -58,6 +58,18 @@ def test_model_IV_moves_li_against_the_top_current(runs):
     assert report["conservation_error_rel"] < 1e-12  # measured 5e-15 (6e-9 before the exact balance)
 
 
+def test_models_III_and_IV_driven_the_same_way_move_li_in_opposite_directions(runs):
+    """The paper keeps the current's direction (left to right) and moves it from the bottom to the top
+    ITO: the Li centroid moves right in Model III and left in Model IV, each by > 2 mm."""
+    moved = {}
+    for name in ("fig4_model_III", "fig4_model_IV"):
+        stage, report = first_drive(runs[name])
+        assert stage["toward_xy_m"][0] > 0.04  # the current flows to the right end (x = 50 mm)
+        x = np.asarray(report["series"]["centroid_m"])[:, 0]
+        moved[name] = (x[-1] - x[0]) * 1e3
+    assert moved["fig4_model_III"] > 2.0 and moved["fig4_model_IV"] < -2.0, moved
+
+
 def test_models_I_and_II_hardly_move_li(runs):
     """Threshold: a tenth of Model III's displacement in the same time (I: the film's own tiny
     conductance lets exchange happen only within ~0.4 mm of the coating edges; II: no exchange)."""

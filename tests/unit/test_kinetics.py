@@ -247,3 +247,84 @@ def test_ufl_erfc_guard(ufl_eval):
     erfc = ufl_eval(lambda c: kin.ufl_math().erfc(c))
     for x in [-2.0, 0.0, 1.5, 3.9, 4.0, 6.0, 10.0, 25.0]:
         assert erfc(x) == pytest.approx(scipy.special.erfc(x), rel=1e-8)
+
+
+LAW_PARAMS = [
+    ("butler_volmer", {"alpha_a": 0.5, "alpha_c": 0.5}),
+    ("butler_volmer", {"alpha_a": 0.3, "alpha_c": 0.7}),
+    ("marcus", {"reorganization": 19.5}),
+    ("mhc", {"reorganization": 19.5}),  # λ = 0.5 eV at 298 K, the paper cases' value
+]
+
+
+@pytest.mark.parametrize("law, params", LAW_PARAMS)
+def test_reaction_rates_balance_at_zero_overpotential_and_are_one_at_the_reference(law, params):
+    """r_in = r_out at η = 0 for any filling and activity (detailed balance on the formal scale);
+    both are 1 in the reference state (θ_ref, c_ref), so i0_ref keeps its meaning."""
+    theta = np.array([1e-12, 1e-4, 0.1, 0.4, 0.9, 1 - 1e-9])
+    for activity in (0.01, 1.0, 3.0):
+        r_in, r_out = kin.reaction_rates(law, 0.0, theta, activity, theta_ref=0.4, **params)
+        # MHC's tanh form is accurate to ~1e-16·e^|ξ| relative in its vanishing direction: 1e-4 at
+        # |ξ| = 28 (θ = 1e-12), where both rates are ~1e-12 of the reference
+        np.testing.assert_allclose(r_in, r_out, rtol=2e-4 if law == "mhc" else 1e-12)
+    r_in, r_out = kin.reaction_rates(law, 0.0, 0.4, 1.0, theta_ref=0.4, **params)
+    assert (r_in, r_out) == (pytest.approx(1.0, rel=1e-12), pytest.approx(1.0, rel=1e-12))
+
+
+@pytest.mark.parametrize("law, params", LAW_PARAMS)
+def test_reaction_rates_linear_regime(law, params):
+    """d(r_in − r_out)/dη̃ = −r_out(η = 0) at any state: R_ct = RT/(F i0), i0 = i0_ref r_out(0)."""
+    h = 1e-6
+    for theta, activity in ((0.05, 1.0), (0.5, 0.2), (0.97, 2.0)):
+        up = np.subtract(*kin.reaction_rates(law, h, theta, activity, **params))
+        down = np.subtract(*kin.reaction_rates(law, -h, theta, activity, **params))
+        r_out0 = kin.reaction_rates(law, 0.0, theta, activity, **params)[1]
+        assert (up - down) / (2 * h) == pytest.approx(-r_out0, rel=1e-6)
+
+
+@pytest.mark.parametrize("alphas", [(0.5, 0.5), (0.3, 0.7), (0.8, 0.2)])
+def test_reaction_rates_are_the_newman_form_for_butler_volmer(alphas):
+    """For BV (α_a + α_c = 1): r_in − r_out = (i0/i0_ref)(r_red(η̃) − r_ox(η̃)), i0 the Newman
+    i0_ref (c/c_ref)^α_a ((1−θ)/(1−θ_ref))^α_a (θ/θ_ref)^α_c."""
+    a_a, a_c = alphas
+    rng = np.random.default_rng(3)
+    theta, activity, eta = rng.uniform(1e-3, 0.999, 50), rng.uniform(0.05, 3, 50), rng.uniform(-8, 8, 50)
+    r_in, r_out = kin.reaction_rates("butler_volmer", eta, theta, activity, theta_ref=0.3, alpha_a=a_a, alpha_c=a_c)
+    i0 = kin.exchange_current_density_at(1.0, activity, theta, c_ref=1.0, theta_ref=0.3, alpha_a=a_a, alpha_c=a_c)
+    r_red, r_ox = kin.rate("butler_volmer", eta, alpha_a=a_a, alpha_c=a_c)
+    np.testing.assert_allclose(r_in - r_out, i0 * (r_red - r_ox), rtol=1e-11)
+
+
+@pytest.mark.parametrize("law, params", LAW_PARAMS)
+def test_an_emptied_film_takes_li_back_at_a_finite_rate(law, params):
+    """At a fixed electrode potential below the formal one (ξ = η̃ + ln((1−θ)/θ) = −4 at a = 1)
+    the insertion rate into a film emptied to θ = 1e-6 ... 1e-15 tends to r_red(ξ)/N, independent
+    of θ; with the symmetric prefactor √(θ(1−θ)) a saturating law (MHC) inserted ∝ √θ: nothing."""
+    xi = -4.0
+    theta = np.array([1e-6, 1e-9, 1e-12, 1e-15])
+    eta = xi - np.log((1 - theta) / theta)
+    r_in, r_out = kin.reaction_rates(law, eta, theta, 1.0, **params)
+    limit = kin.rate(law, xi, **params)[0] / (0.5 * kin.rate(law, 0.0, **params)[1])
+    np.testing.assert_allclose(r_in, limit, rtol=2e-6)
+    assert np.all(r_out < 1e-4 * r_in)
+    assert limit > 1.0  # faster than the exchange at the reference state: a drive, not a trickle
+    if law == "mhc":
+        symmetric = np.sqrt(theta * (1 - theta)) / 0.5 * np.subtract(*kin.rate(law, eta, **params))
+        assert np.all(symmetric[1:] < 1e-2 * r_in[1:])  # θ ≤ 1e-9: MHC saturated, ∝ √θ
+
+
+def test_ufl_reaction_rates_match_numpy(ufl_eval):
+    """reaction_rates with ufl_math() (λ̃ as a UFL expression, as the solver passes it) equals numpy."""
+    from femion._dolfinx import ufl
+
+    xp = kin.ufl_math()
+    for law, params in LAW_PARAMS:
+        for theta in (1e-9, 0.3, 0.999):
+            def expr(c, i, law=law, params=params, theta=theta):
+                p = {k: ufl.as_ufl(v) for k, v in params.items()} if law != "butler_volmer" else params
+                return kin.reaction_rates(law, c, theta, 0.7, theta_ref=0.4, xp=xp, **p)[i]
+            r_in, r_out = ufl_eval(lambda c, e=expr: e(c, 0)), ufl_eval(lambda c, e=expr: e(c, 1))
+            for eta in (-6.0, 0.0, 2.5):
+                n_in, n_out = kin.reaction_rates(law, eta, theta, 0.7, theta_ref=0.4, **params)
+                assert r_in(eta) == pytest.approx(n_in, rel=1e-9)
+                assert r_out(eta) == pytest.approx(n_out, rel=1e-9)
