@@ -25,6 +25,7 @@ from pydantic import (
 
 from femion.config.checks import check_case
 from femion.config.units import format_si, to_si
+from femion.laws import electrolyte as electrolyte_law
 from femion.laws import materials
 from femion.laws.host import DIFFUSIVITY_LAWS
 from femion.laws.host import MODELS as HOST_MODELS
@@ -66,6 +67,7 @@ PositiveFluxDensity = Annotated[float, _si("magnetic_flux_density", positive=Tru
 Time = Annotated[float, _si("time", positive=True), _unit("time")]
 Temperature = Annotated[float, _si("temperature", positive=True), _unit("temperature")]
 Diffusivity = Annotated[float, _si("diffusivity", positive=True), _unit("diffusivity")]
+Conductivity = Annotated[float, _si("conductivity", positive=True), _unit("conductivity")]
 Concentration = Annotated[float, _si("concentration", positive=True), _unit("concentration")]
 CurrentDensity = Annotated[float, _si("current_density", nonnegative=True), _unit("current_density")]
 MolarEnergy = Annotated[float, _si("molar_energy"), _unit("molar_energy")]
@@ -384,6 +386,10 @@ class ElectrolyteTransport(_Model):
     exchanging: Name | None = None  # default: the first cation
     model: Literal["electroneutral", "poisson"] = "electroneutral"
     relative_permittivity: Annotated[float, Field(gt=0)] | None = None  # default: from the material
+    # ionic conductivity κ at 25 °C, e.g. '0.56 S/m' (default: the material's): the ions' diffusivities
+    # are scaled by one factor so that F²/RT Σ z²Dc = κ (femion.laws.electrolyte); 'nernst_einstein'
+    # uses them as they are
+    conductivity: Conductivity | Literal["nernst_einstein"] | None = None
 
 
 class KineticsSpec(_Model):
@@ -405,6 +411,7 @@ class KineticsSpec(_Model):
             raise ValueError(f"law {self.law!r} needs reorganization_energy (e.g. '0.4 eV')")
         if (self.barrier_liquid is None) != (self.barrier_solid is None):
             raise ValueError("give both barrier_liquid and barrier_solid, or neither")
+        # the reaction-specific rates put equilibrium at η = 0 only for a law in detailed balance
         declares_alphas = {"alpha_a", "alpha_c"} <= set(RATE_LAWS[self.law].parameters)
         if declares_alphas and abs(self.alpha_a + self.alpha_c - 1) > 1e-12:
             raise ValueError(f"alpha_a + alpha_c must be 1 (detailed balance), got {self.alpha_a} + {self.alpha_c}")
@@ -677,14 +684,34 @@ class Case(_Model):
 
     def transport_ions(self) -> list[IonSpec]:
         """The electrolyte's ions: as given, or Li⁺/ClO4⁻ from the electrolyte material."""
-        given = self._electrolyte_settings().ions
-        if given is not None:
-            return list(given)
+        settings = self._electrolyte_settings()
         el = self.transport_layers().electrolyte
-        if el is None:
+        if settings.ions is not None:
+            ions = list(settings.ions)
+        elif el is None:
             raise ValueError("the layer above the oxide is not an electrolyte")
-        return [IonSpec(name=n, valence=z, diffusivity=f"{D} m**2/s", concentration=f"{c} mol/m**3")
-                for n, z, D, c in materials.electrolyte_ions(materials.get(el.material))]
+        else:
+            ions = [IonSpec(name=n, valence=z, diffusivity=f"{D} m**2/s", concentration=f"{c} mol/m**3")
+                    for n, z, D, c in materials.electrolyte_ions(materials.get(el.material))]
+        kappa = self.electrolyte_conductivity()
+        if kappa is None:
+            return ions
+        D = electrolyte_law.effective_diffusivities([i.valence for i in ions], [i.diffusivity for i in ions],
+                                                    [i.concentration for i in ions], kappa)
+        return [i.model_copy(update={"diffusivity": d}) for i, d in zip(ions, D, strict=True)]
+
+    def electrolyte_conductivity(self) -> float | None:
+        """The ionic conductivity κ (S/m) the ions are scaled to: the case's, else the electrolyte
+        material's; None for 'nernst_einstein' (or an electrolyte material without one)."""
+        given = self._electrolyte_settings().conductivity
+        if given == "nernst_einstein":
+            return None
+        if given is not None:
+            return float(given)
+        el = self.transport_layers().electrolyte
+        if el is None or el.material is None or "conductivity" not in materials.get(el.material).properties:
+            return None
+        return materials.get(el.material).value("conductivity")
 
     # -------------------------------------------------------------- helpers
     def layer(self, name: str) -> Layer:

@@ -247,6 +247,9 @@ LIBRARY: Mapping[str, Material] = MappingProxyType(_LIBRARY)
 def electrolyte_ions(material: Material) -> list[tuple[str, int, float, float]]:
     """(name, valence, diffusivity m²/s, concentration mol/m³) of an electrolyte's cation and anion.
 
+    The diffusivities are the library's tracer values; the transport scales them to the
+    electrolyte's ``conductivity`` (femion.laws.electrolyte, the case schema's ``transport_ions``).
+
     c_cation = c_salt and c_anion = c_salt·z_cation/|z_anion|, so Σ z_i c_i = 0.
     """
     if material.kind != "electrolyte" or len(material.ions) != 2:
