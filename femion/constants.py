@@ -10,4 +10,5 @@ BOLTZMANN: float = _c.Boltzmann  #: k_B, J K⁻¹
 ELEMENTARY_CHARGE: float = _c.e  #: e, C
 VACUUM_PERMITTIVITY: float = _c.epsilon_0  #: ε0, F m⁻¹
 VACUUM_PERMEABILITY: float = _c.mu_0  #: µ0, H m⁻¹
+STEFAN_BOLTZMANN: float = _c.Stefan_Boltzmann  #: σ, W m⁻² K⁻⁴
 STANDARD_TEMPERATURE: float = 298.15  #: K, the default temperature of a case

@@ -66,6 +66,10 @@ _LIBRARY: dict[str, Material] = {
             "ITO",
             "conductor",
             "tin-doped indium oxide, sputtered on glass",
+            density=Property(7100.0, "kg/m**3", "In2O3 7.12 g/cm3 (CRC Handbook)", estimated=True),
+            heat_capacity=Property(
+                340.0, "J/(kg*K)", "In2O3 ~0.34 kJ/(kg K) at 25 C (NIST-JANAF order)", estimated=True
+            ),
             # rho = R_s * t = 8 ohm/sq * 200 nm; the plate's 20 ohm confirms it.
             resistivity=Property(1.6e-6, "ohm*m", SEED_000),
             thermal_conductivity=Property(
@@ -85,12 +89,21 @@ _LIBRARY: dict[str, Material] = {
             "SiO2",
             "inert",
             "sodium barrier layer between glass and ITO",
+            density=Property(2200.0, "kg/m**3", "fused silica 2.2 g/cm3 (CRC Handbook)", estimated=True),
+            heat_capacity=Property(740.0, "J/(kg*K)", "fused silica 0.74 kJ/(kg K) (CRC Handbook)", estimated=True),
+            thermal_conductivity=Property(1.4, "W/(m*K)", "fused silica 1.4 W/(m K) (CRC Handbook)", estimated=True),
             thickness_typical=Property(30e-9, "m", "seed 000 product report, ~30 nm"),
         ),
         _m(
             "WO3",
             "oxide",
             "amorphous tungsten trioxide, thermally evaporated (LixWO3 host)",
+            heat_capacity=Property(
+                320.0, "J/(kg*K)", "WO3 ~73 J/(mol K) / 0.2318 kg/mol (NIST-JANAF order)", estimated=True
+            ),
+            thermal_conductivity=Property(
+                1.6, "W/(m*K)", "amorphous WO3 films ~1-2 W/(m K) (thin-film literature)", estimated=True
+            ),
             density=Property(
                 6.0e3, "kg/m**3", "evaporated a-WO3 is 80-90 % of crystalline 7.16 g/cm3", estimated=True
             ),
@@ -112,6 +125,12 @@ _LIBRARY: dict[str, Material] = {
             "MoO3",
             "oxide",
             "amorphous molybdenum trioxide film (LixMoO3 host)",
+            heat_capacity=Property(
+                520.0, "J/(kg*K)", "MoO3 ~75 J/(mol K) / 0.1439 kg/mol (NIST-JANAF order)", estimated=True
+            ),
+            thermal_conductivity=Property(
+                1.0, "W/(m*K)", "amorphous MoO3 films ~1 W/(m K), assumed like WO3", estimated=True
+            ),
             density=Property(4.0e3, "kg/m**3", "evaporated a-MoO3, ~85 % of crystalline 4.69 g/cm3", estimated=True),
             molar_mass=Property(0.14394, "kg/mol", "MoO3 formula mass"),
             resistivity=Property(0.1, "ohm*m", "coloured LixMoO3 film, taken like LixWO3", estimated=True),
@@ -129,6 +148,12 @@ _LIBRARY: dict[str, Material] = {
             "TiO2",
             "oxide",
             "anatase titanium dioxide (nanorod film; LixTiO2 host)",
+            heat_capacity=Property(
+                690.0, "J/(kg*K)", "TiO2 ~55 J/(mol K) / 0.0799 kg/mol (NIST-JANAF order)", estimated=True
+            ),
+            thermal_conductivity=Property(
+                1.0, "W/(m*K)", "porous anatase films ~1 W/(m K) (thin-film literature)", estimated=True
+            ),
             density=Property(3.5e3, "kg/m**3", "anatase 3.89 g/cm3, porous nanorod film less", estimated=True),
             molar_mass=Property(0.079866, "kg/mol", "TiO2 formula mass"),
             resistivity=Property(10.0, "ohm*m", "lithiated anatase film, order of magnitude", estimated=True),
@@ -146,6 +171,10 @@ _LIBRARY: dict[str, Material] = {
             "Nb2O5",
             "oxide",
             "niobium pentoxide (seed 000 uses Nb2O5@graphite; LixNb2O5 host)",
+            heat_capacity=Property(
+                500.0, "J/(kg*K)", "Nb2O5 ~132 J/(mol K) / 0.2658 kg/mol (NIST-JANAF order)", estimated=True
+            ),
+            thermal_conductivity=Property(1.0, "W/(m*K)", "amorphous Nb2O5 films ~1 W/(m K), assumed", estimated=True),
             density=Property(4.4e3, "kg/m**3", "Nb2O5 4.6 g/cm3 crystalline, amorphous less", estimated=True),
             molar_mass=Property(0.26581, "kg/mol", "Nb2O5 formula mass"),
             resistivity=Property(100.0, "ohm*m", "lithiated Nb2O5 film, order of magnitude", estimated=True),
@@ -163,6 +192,11 @@ _LIBRARY: dict[str, Material] = {
             "LiClO4_PC",
             "electrolyte",
             "1 M LiClO4 in propylene carbonate (seed 000 says 'polycarbonate', a misnomer)",
+            density=Property(1250.0, "kg/m**3", "1 M LiClO4/PC ~1.25 g/cm3 (PC 1.20 g/cm3 plus salt)", estimated=True),
+            heat_capacity=Property(
+                2000.0, "J/(kg*K)", "propylene carbonate 2.1 kJ/(kg K), salt lowers it", estimated=True
+            ),
+            thermal_conductivity=Property(0.2, "W/(m*K)", "propylene carbonate 0.2 W/(m K)", estimated=True),
             ions=("Li", "ClO4"),
             cation_valence=Property(1.0, "1", "Li+"),
             anion_valence=Property(-1.0, "1", "ClO4-"),
@@ -180,6 +214,11 @@ _LIBRARY: dict[str, Material] = {
             "NaClO4_PC",
             "electrolyte",
             "1 M NaClO4 in propylene carbonate",
+            density=Property(1250.0, "kg/m**3", "1 M LiClO4/PC ~1.25 g/cm3 (PC 1.20 g/cm3 plus salt)", estimated=True),
+            heat_capacity=Property(
+                2000.0, "J/(kg*K)", "propylene carbonate 2.1 kJ/(kg K), salt lowers it", estimated=True
+            ),
+            thermal_conductivity=Property(0.2, "W/(m*K)", "propylene carbonate 0.2 W/(m K)", estimated=True),
             ions=("Na", "ClO4"),
             cation_valence=Property(1.0, "1", "Na+"),
             anion_valence=Property(-1.0, "1", "ClO4-"),
@@ -194,6 +233,9 @@ _LIBRARY: dict[str, Material] = {
             "electrolyte",
             "0.5 M aqueous H2SO4, simplified to a 1:1 electrolyte H+ / HSO4- at 0.5 M (the second "
             "dissociation, pKa2 ~ 2, adds only ~10 % SO4 2- and is neglected)",
+            density=Property(1050.0, "kg/m**3", "dilute aqueous salt ~1.0-1.1 g/cm3", estimated=True),
+            heat_capacity=Property(3900.0, "J/(kg*K)", "water 4.18 kJ/(kg K), salt lowers it", estimated=True),
+            thermal_conductivity=Property(0.6, "W/(m*K)", "water 0.6 W/(m K)", estimated=True),
             ions=("H", "HSO4"),
             cation_valence=Property(1.0, "1", "H+"),
             anion_valence=Property(-1.0, "1", "HSO4- (simplification, see description)"),
@@ -211,6 +253,9 @@ _LIBRARY: dict[str, Material] = {
             "Zn_ClO4_2_aq",
             "electrolyte",
             "1 M aqueous Zn(ClO4)2 (Zn2+ and 2 M ClO4-)",
+            density=Property(1050.0, "kg/m**3", "dilute aqueous salt ~1.0-1.1 g/cm3", estimated=True),
+            heat_capacity=Property(3900.0, "J/(kg*K)", "water 4.18 kJ/(kg K), salt lowers it", estimated=True),
+            thermal_conductivity=Property(0.6, "W/(m*K)", "water 0.6 W/(m K)", estimated=True),
             ions=("Zn", "ClO4"),
             cation_valence=Property(2.0, "1", "Zn2+"),
             anion_valence=Property(-1.0, "1", "ClO4-"),
@@ -228,6 +273,11 @@ _LIBRARY: dict[str, Material] = {
             "CaClO4_2_PC",
             "electrolyte",
             "0.5 M Ca(ClO4)2 in propylene carbonate (Ca2+ and 1 M ClO4-)",
+            density=Property(1250.0, "kg/m**3", "1 M LiClO4/PC ~1.25 g/cm3 (PC 1.20 g/cm3 plus salt)", estimated=True),
+            heat_capacity=Property(
+                2000.0, "J/(kg*K)", "propylene carbonate 2.1 kJ/(kg K), salt lowers it", estimated=True
+            ),
+            thermal_conductivity=Property(0.2, "W/(m*K)", "propylene carbonate 0.2 W/(m K)", estimated=True),
             ions=("Ca", "ClO4"),
             cation_valence=Property(2.0, "1", "Ca2+"),
             anion_valence=Property(-1.0, "1", "ClO4-"),
