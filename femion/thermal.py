@@ -54,6 +54,28 @@ class ThermalMaterial:
         return self.density * self.heat_capacity
 
 
+class TemperatureField(dolfinx.fem.Function):
+    """T (K) as a P1 field on a mesh, usable wherever the uniform temperature Constant was: in UFL
+    it is the field; its ``value`` (numpy-side estimates, such as a starting guess for a potential)
+    is the mean of its nodal values on all ranks (collective), and setting ``value`` makes it
+    uniform."""
+
+    def __init__(self, mesh, T: float):
+        super().__init__(dolfinx.fem.functionspace(mesh, ("Lagrange", 1)), name="T")
+        self.value = T
+
+    @property
+    def value(self) -> float:
+        n = self.function_space.dofmap.index_map.size_local
+        comm = self.function_space.mesh.comm
+        total = comm.allreduce(float(self.x.array[:n].sum()), op=MPI.SUM)
+        return total / comm.allreduce(n, op=MPI.SUM)
+
+    @value.setter
+    def value(self, T: float) -> None:
+        self.x.array[:] = float(T)
+
+
 class ThermalSolveError(RuntimeError):
     """The linear solve of the heat equation failed."""
 
@@ -108,6 +130,14 @@ class HeatProblem:
         self._loss = dolfinx.fem.form(self.h * (self.T - T_inf) * ufl.ds)
         self._input = dolfinx.fem.form(self.source * ufl.dx)
         self._stored = dolfinx.fem.form(self.rho_cp * (self.T - T_inf) * ufl.dx)
+
+    def close(self) -> None:
+        """Destroy the solver's PETSc objects now, on every rank together (a collector run on one
+        rank alone, e.g. while rank 0 draws, would otherwise destroy them there and hang)."""
+        p = self._problem
+        for obj in (p.solver, p.A, p.b, p.x):
+            if obj is not None:
+                obj.destroy()
 
     def set_source(self, density: Callable[[np.ndarray], np.ndarray] | None) -> None:
         """s(x) (W/m³) at cell midpoints ``x`` (3, N) of the stack mesh; None: no source."""

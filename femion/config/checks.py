@@ -138,6 +138,16 @@ def check_transport(case: Case) -> None:
         if tr.electrolyte.model == "poisson" or tr.oxide.gradient_energy > 0:
             raise ValueError("transport.model: 'shell' is electroneutral without a gradient energy "
                              "(electrolyte.model: electroneutral, oxide.gradient_energy: 0); use 'resolved'")
+        if tr.mechanism.thermal:
+            raise ValueError("transport.mechanism.thermal: the shell model has no stack to heat yet; "
+                             "use transport.model: resolved")
+    if tr.mechanism.thermal:
+        for layer in case.geometry.layers:
+            props = materials.get(layer.material).properties if layer.material else {}
+            missing = [k for k in ("thermal_conductivity", "density", "heat_capacity") if k not in props]
+            if missing:
+                raise ValueError(f"transport.mechanism.thermal: layer {layer.name!r} (material {layer.material!r}) "
+                                 f"has no {', '.join(missing)} in the material library")
 
 
 def check_limits(case: Case) -> None:

@@ -68,6 +68,8 @@ Time = Annotated[float, _si("time", positive=True), _unit("time")]
 Temperature = Annotated[float, _si("temperature", positive=True), _unit("temperature")]
 Diffusivity = Annotated[float, _si("diffusivity", positive=True), _unit("diffusivity")]
 Conductivity = Annotated[float, _si("conductivity", positive=True), _unit("conductivity")]
+HeatTransferCoefficient = Annotated[float, _si("heat_transfer_coefficient", nonnegative=True),
+                                    _unit("heat_transfer_coefficient")]
 Concentration = Annotated[float, _si("concentration", positive=True), _unit("concentration")]
 CurrentDensity = Annotated[float, _si("current_density", nonnegative=True), _unit("current_density")]
 MolarEnergy = Annotated[float, _si("molar_energy"), _unit("molar_energy")]
@@ -378,6 +380,8 @@ class OxideTransport(_Model):
     max_concentration: Concentration | None = None  # default: from the material library
     host: HostSpec = HostSpec()
     gradient_energy: GradientEnergy = 0.0  # Cahn–Hilliard κ, e.g. '1e-12 J*m^2/mol'
+    # Arrhenius D_s(T) = D_s exp[−E_a/R (1/T − 1/298.15 K)]; default: the material's, else 0
+    activation_energy: MolarEnergy | None = None
 
 
 
@@ -390,6 +394,9 @@ class ElectrolyteTransport(_Model):
     # are scaled by one factor so that F²/RT Σ z²Dc = κ (femion.laws.electrolyte); 'nernst_einstein'
     # uses them as they are
     conductivity: Conductivity | Literal["nernst_einstein"] | None = None
+    # Arrhenius ionic diffusivities (and κ): D_i(T) = D_i exp[−E_a/R (1/T − 1/298.15 K)];
+    # default: the material's, else 0
+    activation_energy: MolarEnergy | None = None
 
 
 class KineticsSpec(_Model):
@@ -474,10 +481,31 @@ class MechanismSpec(_Model):
     """Which explanation of the motion is active (physics.md §3), so one experiment can be run
     under each: ``electrochemical`` — the oxide's electrons follow the driven conductor's ohmic
     drop (off: the drive makes only its magnetic field); ``lorentz_closure`` — the paper's
-    interfacial step along n̂×B̂ (step law in ``transport.lorentz``)."""
+    interfacial step along n̂×B̂ (step law in ``transport.lorentz``); ``thermal`` — the drive's
+    Joule heat warms the stack (femion.thermal, settings in ``thermal``) and T(x, t) enters RT/F,
+    the host law, the Arrhenius D_s, i0 and ionic diffusivities."""
 
     electrochemical: bool = True
     lorentz_closure: bool = False
+    thermal: bool = False  # Joule heating: the stack's temperature T(x, t) (case's ``thermal``) in the transport
+
+
+class ThermalSettings(_Model):
+    """Heat loss of the stack (femion.thermal), used when ``transport.mechanism.thermal`` is on.
+
+    Each outer face loses h = convection + 4·emissivity·σT∞³ (W m⁻² K⁻¹) times T − T∞. Defaults:
+    natural convection of air on a plate, 5-25 W/(m² K) (Incropera, Fundamentals of Heat and Mass
+    Transfer, Table 1.1), 10 taken; emissivity of soda-lime glass 0.9-0.94 (Incropera Table A.11),
+    0.9 taken. ``ambient``: T∞ (default: ``transport.temperature``), also the initial temperature.
+    ``clamps``: the outer faces over the drives' contacts are held at T∞ (copper clamps as heat
+    sinks). ``max_step``: the longest heat step (backward Euler) between transport steps.
+    """
+
+    convection: HeatTransferCoefficient = 10.0
+    emissivity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
+    ambient: Temperature | None = None
+    clamps: bool = False
+    max_step: Time = 10.0
 
 
 class TransportSettings(_Model):
@@ -633,6 +661,7 @@ class Case(_Model):
     limits: Limits = Limits()  # before protocol: the protocol's repeats are expanded within limits.stages
     protocol: ProtocolField = None
     optics: OpticsSettings = OpticsSettings()
+    thermal: ThermalSettings = ThermalSettings()
     # --quick: dotted-key overrides for a coarse first look (e.g. mesh.cell_size: 2 mm)
     quick: dict[str, Any] = Field(default_factory=dict)
     # named runs of the same case, each a set of dotted-key overrides (femion run runs them all)

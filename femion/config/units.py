@@ -39,6 +39,7 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "gradient_energy": ("[energy] * [length] ** 2 / [substance]", "J*m**2/mol"),
     "areal_capacitance": ("[capacitance] / [length] ** 2", "F/m**2"),
     "coloration_efficiency": ("[length] ** 2 / [current] / [time]", "m**2/C"),
+    "heat_transfer_coefficient": ("[power] / [length] ** 2 / [temperature]", "W/(m**2*K)"),
     "dimensionless": ("", ""),
 }
 

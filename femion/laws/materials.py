@@ -86,6 +86,14 @@ _LIBRARY: dict[str, Material] = {
             thermal_conductivity=Property(1.0, "W/(m*K)", "soda-lime glass handbook value", estimated=True),
         ),
         _m(
+            "air",
+            "inert",
+            "still air, where a patterned layer is absent (e.g. beside the electrolyte's coating)",
+            density=Property(1.18, "kg/m**3", "dry air at 25 C, 1 atm (CRC Handbook)"),
+            heat_capacity=Property(1006.0, "J/(kg*K)", "dry air at 25 C (CRC Handbook)"),
+            thermal_conductivity=Property(0.026, "W/(m*K)", "dry air at 25 C (CRC Handbook)"),
+        ),
+        _m(
             "SiO2",
             "inert",
             "sodium barrier layer between glass and ITO",
@@ -103,6 +111,9 @@ _LIBRARY: dict[str, Material] = {
             ),
             thermal_conductivity=Property(
                 1.6, "W/(m*K)", "amorphous WO3 films ~1-2 W/(m K) (thin-film literature)", estimated=True
+            ),
+            diffusion_activation_energy=Property(
+                40000.0, "J/mol", "Li in a-WO3 films, 0.3-0.5 eV reported; 0.41 eV taken", estimated=True
             ),
             density=Property(
                 6.0e3, "kg/m**3", "evaporated a-WO3 is 80-90 % of crystalline 7.16 g/cm3", estimated=True
@@ -131,6 +142,9 @@ _LIBRARY: dict[str, Material] = {
             thermal_conductivity=Property(
                 1.0, "W/(m*K)", "amorphous MoO3 films ~1 W/(m K), assumed like WO3", estimated=True
             ),
+            diffusion_activation_energy=Property(
+                40000.0, "J/mol", "Li in MoO3 films, assumed like WO3", estimated=True
+            ),
             density=Property(4.0e3, "kg/m**3", "evaporated a-MoO3, ~85 % of crystalline 4.69 g/cm3", estimated=True),
             molar_mass=Property(0.14394, "kg/mol", "MoO3 formula mass"),
             resistivity=Property(0.1, "ohm*m", "coloured LixMoO3 film, taken like LixWO3", estimated=True),
@@ -154,6 +168,9 @@ _LIBRARY: dict[str, Material] = {
             thermal_conductivity=Property(
                 1.0, "W/(m*K)", "porous anatase films ~1 W/(m K) (thin-film literature)", estimated=True
             ),
+            diffusion_activation_energy=Property(
+                48000.0, "J/mol", "Li in anatase ~0.5 eV (thin-film and NMR literature)", estimated=True
+            ),
             density=Property(3.5e3, "kg/m**3", "anatase 3.89 g/cm3, porous nanorod film less", estimated=True),
             molar_mass=Property(0.079866, "kg/mol", "TiO2 formula mass"),
             resistivity=Property(10.0, "ohm*m", "lithiated anatase film, order of magnitude", estimated=True),
@@ -175,6 +192,9 @@ _LIBRARY: dict[str, Material] = {
                 500.0, "J/(kg*K)", "Nb2O5 ~132 J/(mol K) / 0.2658 kg/mol (NIST-JANAF order)", estimated=True
             ),
             thermal_conductivity=Property(1.0, "W/(m*K)", "amorphous Nb2O5 films ~1 W/(m K), assumed", estimated=True),
+            diffusion_activation_energy=Property(
+                40000.0, "J/mol", "Li in Nb2O5 films, ~0.4 eV assumed", estimated=True
+            ),
             density=Property(4.4e3, "kg/m**3", "Nb2O5 4.6 g/cm3 crystalline, amorphous less", estimated=True),
             molar_mass=Property(0.26581, "kg/mol", "Nb2O5 formula mass"),
             resistivity=Property(100.0, "ohm*m", "lithiated Nb2O5 film, order of magnitude", estimated=True),
@@ -197,6 +217,9 @@ _LIBRARY: dict[str, Material] = {
                 2000.0, "J/(kg*K)", "propylene carbonate 2.1 kJ/(kg K), salt lowers it", estimated=True
             ),
             thermal_conductivity=Property(0.2, "W/(m*K)", "propylene carbonate 0.2 W/(m K)", estimated=True),
+            conduction_activation_energy=Property(
+                16000.0, "J/mol", "PC electrolytes near 25 C, 15-17 kJ/mol (Arrhenius fit of kappa)", estimated=True
+            ),
             ions=("Li", "ClO4"),
             cation_valence=Property(1.0, "1", "Li+"),
             anion_valence=Property(-1.0, "1", "ClO4-"),
@@ -219,6 +242,9 @@ _LIBRARY: dict[str, Material] = {
                 2000.0, "J/(kg*K)", "propylene carbonate 2.1 kJ/(kg K), salt lowers it", estimated=True
             ),
             thermal_conductivity=Property(0.2, "W/(m*K)", "propylene carbonate 0.2 W/(m K)", estimated=True),
+            conduction_activation_energy=Property(
+                16000.0, "J/mol", "PC electrolytes near 25 C, 15-17 kJ/mol (Arrhenius fit of kappa)", estimated=True
+            ),
             ions=("Na", "ClO4"),
             cation_valence=Property(1.0, "1", "Na+"),
             anion_valence=Property(-1.0, "1", "ClO4-"),
@@ -236,6 +262,9 @@ _LIBRARY: dict[str, Material] = {
             density=Property(1050.0, "kg/m**3", "dilute aqueous salt ~1.0-1.1 g/cm3", estimated=True),
             heat_capacity=Property(3900.0, "J/(kg*K)", "water 4.18 kJ/(kg K), salt lowers it", estimated=True),
             thermal_conductivity=Property(0.6, "W/(m*K)", "water 0.6 W/(m K)", estimated=True),
+            conduction_activation_energy=Property(
+                14000.0, "J/mol", "aqueous electrolytes near 25 C, 12-16 kJ/mol (viscosity of water)", estimated=True
+            ),
             ions=("H", "HSO4"),
             cation_valence=Property(1.0, "1", "H+"),
             anion_valence=Property(-1.0, "1", "HSO4- (simplification, see description)"),
@@ -256,6 +285,9 @@ _LIBRARY: dict[str, Material] = {
             density=Property(1050.0, "kg/m**3", "dilute aqueous salt ~1.0-1.1 g/cm3", estimated=True),
             heat_capacity=Property(3900.0, "J/(kg*K)", "water 4.18 kJ/(kg K), salt lowers it", estimated=True),
             thermal_conductivity=Property(0.6, "W/(m*K)", "water 0.6 W/(m K)", estimated=True),
+            conduction_activation_energy=Property(
+                14000.0, "J/mol", "aqueous electrolytes near 25 C, 12-16 kJ/mol (viscosity of water)", estimated=True
+            ),
             ions=("Zn", "ClO4"),
             cation_valence=Property(2.0, "1", "Zn2+"),
             anion_valence=Property(-1.0, "1", "ClO4-"),
@@ -278,6 +310,9 @@ _LIBRARY: dict[str, Material] = {
                 2000.0, "J/(kg*K)", "propylene carbonate 2.1 kJ/(kg K), salt lowers it", estimated=True
             ),
             thermal_conductivity=Property(0.2, "W/(m*K)", "propylene carbonate 0.2 W/(m K)", estimated=True),
+            conduction_activation_energy=Property(
+                16000.0, "J/mol", "PC electrolytes near 25 C, 15-17 kJ/mol (Arrhenius fit of kappa)", estimated=True
+            ),
             ions=("Ca", "ClO4"),
             cation_valence=Property(2.0, "1", "Ca2+"),
             anion_valence=Property(-1.0, "1", "ClO4-"),

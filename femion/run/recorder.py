@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from femion._dolfinx import MPI, dolfinx
+from femion.constants import FARADAY, GAS_CONSTANT
 from femion.results.writer import CsvSeries, FieldSeries
 from femion.run import interrupts
 from femion.transport.stepping import StepFailure
@@ -75,6 +76,12 @@ class Recorder:
         self.stage = 0
         self.times = [0.0]
 
+    def add_series(self, group: str, functions: list, formats, writer) -> None:
+        """One more series of fields (e.g. the stack's temperature T) written at the output times;
+        the functions are kept up to date by their owner."""
+        self.series.append(FieldSeries(writer, group, functions, formats))
+        self.fields[group] = [f.name for f in functions]
+
     def _declare_fields(self) -> None:
         p = self.problem
 
@@ -86,8 +93,18 @@ class Recorder:
         self.phi_l = P1(p.el_mesh, "phi_l")
         conc = p.concentration_exprs(p.u)
         th_expr = p.theta_expr(p.u["w"])
+        # φ_l = ψ RT/F: a temperature field lives on the parent mesh, and an Expression takes
+        # coefficients of one mesh only, so it is carried to the electrolyte's mesh first
+        self._T_el = None
+        f_RT = p.f_RT
+        if isinstance(p.temperature, dolfinx.fem.Function) and p.temperature.function_space.mesh is not p.el_mesh:
+            self._T_el = P1(p.el_mesh, "T_electrolyte")
+            n = p.el_mesh.topology.index_map(p.el_mesh.topology.dim)
+            self._el_cells = np.arange(n.size_local + n.num_ghosts, dtype=np.int32)
+            self._parent_cells = p.measures.el_map.sub_topology_to_topology(self._el_cells, inverse=False)
+            f_RT = FARADAY / (GAS_CONSTANT * self._T_el)
         exprs = [(self.theta, th_expr), (self.c_ox, p.oxide.c_max * th_expr), (self.phi_s, p.u["phi_e"]),
-                 (self.phi_l, p.u["psi"] / p.f_RT)] + [(self.c_el[n], conc[n]) for n in self.ions]
+                 (self.phi_l, p.u["psi"] / f_RT)] + [(self.c_el[n], conc[n]) for n in self.ions]
         self._compiled = [(f, dolfinx.fem.Expression(e, f.function_space.element.interpolation_points))
                           for f, e in exprs]
 
@@ -99,6 +116,9 @@ class Recorder:
 
     def update(self) -> None:
         """Interpolate the output fields from the present state."""
+        if self._T_el is not None:
+            self._T_el.interpolate(self.problem.temperature, cells0=self._parent_cells, cells1=self._el_cells)
+            self._T_el.x.scatter_forward()
         for f, e in self._compiled:
             f.interpolate(e)
             f.x.scatter_forward()

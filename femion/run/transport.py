@@ -11,6 +11,7 @@ from femion.geometry import mesh as geometry
 from femion.protocol import plan_protocol, ramp
 from femion.run import interrupts
 from femion.run.checkpoints import Checkpointer
+from femion.run.heating import Heating
 from femion.run.recorder import Recorder
 from femion.run.stops import Stop
 from femion.run.summary import transport_summary
@@ -37,7 +38,15 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan
                               {s.name: s for s in solutions})
     voltages = {s.name: s.voltage for s in solutions}
     planned = plan_protocol(case, {s.name: (s.current, s.voltage) for s in solutions})
+    if case.transport.mechanism.thermal:
+        if resume is not None:
+            raise ValueError("transport.mechanism.thermal: a run with Joule heating cannot be resumed yet "
+                             "(the heat state is not checkpointed); run it again from the start")
+        dev.heating = Heating(case, stack, {s.name: s for s in solutions}, dev.problem.temperature, comm)
+        dev.problem.before_step = dev.heating.at
     recorder = Recorder(dev.problem, writer, tuple(case.output.fields), comm)
+    if dev.heating is not None:
+        recorder.add_series("stack", [dev.problem.temperature], tuple(case.output.fields), writer)
     st = case.transport.steps
     stepper = Stepper(dev.problem, StepControl(dt_initial=st.initial, dt_min=st.min, dt_max=st.max, order=st.order,
                                                   tolerance=st.tolerance),
@@ -46,10 +55,15 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan
     checkpoints = Checkpointer(writer, dev.problem, stepper, recorder, case_text, comm)
     try:
         stop = run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume, case_text)
-        return transport_summary(case, stack, dev.problem, planned, recorder, stepper.history, stop), stop
+        entries = transport_summary(case, stack, dev.problem, planned, recorder, stepper.history, stop)
+        if dev.heating is not None:
+            entries["thermal"] = dev.heating.summary()
+        return entries, stop
     finally:
         recorder.close()
         dev.problem.close()
+        if dev.heating is not None:
+            dev.heating.heat.close()
 
 
 def run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume=None, case_text="") -> Stop | None:

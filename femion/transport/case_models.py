@@ -10,10 +10,12 @@ from femion._dolfinx import dolfinx
 from femion.config.schema import Case
 from femion.geometry import plan
 from femion.laws import materials
+from femion.laws.electrolyte import REFERENCE_TEMPERATURE
 from femion.laws.host import DIFFUSIVITY_LAWS, HostThermodynamics
 from femion.laws.kinetics import LAWS as RATE_LAWS
-from femion.laws.kinetics import barrier_equilibrium_shift
+from femion.laws.kinetics import NUMPY, arrhenius, barrier_equilibrium_shift
 from femion.protocol.stages import electron_conductor
+from femion.thermal import TemperatureField
 from femion.transport.domain import TransportDomain
 from femion.transport.models import ElectrolyteModel, Ion, KineticsModel, LorentzModel, OxideModel, TopElectrode
 from femion.transport.problem import TransportProblem
@@ -92,8 +94,16 @@ def oxide_model(case: Case, ox_layer, conductor, T) -> OxideModel:
     given = {"D0": tr.oxide.diffusivity, "omega": tr.oxide.host.interaction, "T": T}
     d_params = {name: given[name] for name in law.parameters}
 
+    Ea = tr.oxide.activation_energy
+    if Ea is None:
+        Ea = materials.get(ox_layer.material).properties.get("diffusion_activation_energy")
+        Ea = 0.0 if Ea is None else Ea.value
+
     def diffusivity(theta, xp):
-        return law(theta, xp=xp, **d_params)
+        D = law(theta, xp=xp, **d_params)
+        if Ea == 0.0:
+            return D
+        return arrhenius(D, Ea, T if xp is not NUMPY else float(T.value), REFERENCE_TEMPERATURE, xp=xp)
 
     t_ox = ox_layer.thickness
     rho_ox = ox_layer.resistivity or materials.get(ox_layer.material).value("resistivity")
@@ -144,8 +154,13 @@ def electrolyte_model(case: Case, el_layer) -> ElectrolyteModel:
     if eps_r is None:
         eps_r = materials.get(el_layer.material).properties.get("relative_permittivity")
         eps_r = eps_r.value if eps_r is not None else 65.0
+    Ea = tr.electrolyte.activation_energy
+    if Ea is None:
+        Ea = materials.get(el_layer.material).properties.get("conduction_activation_energy")
+        Ea = 0.0 if Ea is None else Ea.value
     return ElectrolyteModel(ions, exchanging=case.exchanging_ion(), poisson=tr.electrolyte.model == "poisson",
-                            relative_permittivity=eps_r)
+                            relative_permittivity=eps_r, activation_energy=Ea,
+                            reference_temperature=REFERENCE_TEMPERATURE)
 
 
 def kinetics_model(case: Case) -> KineticsModel:
@@ -169,8 +184,12 @@ def build_problem(case: Case, stack, voltages: dict[str, float], prefix: str):
     else:
         top_name = f"{el_layer.name}|{above.name}" if above is not None else "none"
         domain = TransportDomain.from_stack(stack, ox_layer.name, el_layer.name, top_name)
-    # one uniform temperature Constant for every form (host law, D_s, RT/F, Arrhenius)
-    T = dolfinx.fem.Constant(domain.mesh, float(tr.temperature))
+    # one temperature for every form (host law, D_s, RT/F, Arrhenius): a uniform Constant, or with
+    # Joule heating a field on the stack that the heat problem updates (femion.run.heating)
+    if tr.mechanism.thermal:
+        T = TemperatureField(domain.mesh, float(tr.temperature))
+    else:
+        T = dolfinx.fem.Constant(domain.mesh, float(tr.temperature))
     contacts, names = electron_contacts(case, conductor, voltages)
     top = None
     if tr.top_electrode is not None:

@@ -34,6 +34,8 @@ class Device:
         self.field_parts = field_parts  # "external" and conductor → {"oxide": B, "electrolyte": B} arrays
         self.top_potential = top_potential  # x → φ_s of the driven top sheet at its solved drive
         self.film_potential = film_potential  # x → φ_s of the film's driven conductor at its solved drive
+        #: the stack's Joule heating (femion.run.heating.Heating) with transport.mechanism.thermal, else None
+        self.heating = None
 
     def apply(self, controls: Controls, voltages: dict[str, float]) -> None:
         """Set the source as ``controls`` says. ``voltages``: conductor → V of its solved drive."""
@@ -64,6 +66,8 @@ class Device:
             else:
                 p.set_top_connected(False)
         p.set_exchange(controls.exchange)
+        if self.heating is not None:
+            self.heating.set_controls(p.t, controls)
         if self.field_parts:
             parts = self.field_parts
             B = {k: parts["external"][k].copy() for k in ("oxide", "electrolyte")}

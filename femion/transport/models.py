@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from femion.laws.kinetics import arrhenius
+
 
 @dataclass(frozen=True)
 class Ion:
@@ -72,6 +74,15 @@ class ElectrolyteModel:
     eliminated: str | None = None  # default: the last ion
     poisson: bool = False
     relative_permittivity: float = 65.0
+    #: Arrhenius ionic diffusivities D_i(T) = D_i exp[−E_a/R (1/T − 1/T_ref)] (J/mol; 0: constant)
+    activation_energy: float = 0.0
+    reference_temperature: float = 298.15  # K, where the ions' D_i hold
+
+    def diffusivity(self, ion: Ion, T, xp):
+        """D_i(T) (m²/s): the ion's D at T (a number or UFL) by the Arrhenius law of the electrolyte."""
+        if self.activation_energy == 0.0:
+            return ion.diffusivity
+        return arrhenius(ion.diffusivity, self.activation_energy, T, self.reference_temperature, xp=xp)
 
     def __post_init__(self):
         names = [i.name for i in self.ions]

@@ -31,8 +31,10 @@ from femion.transport.shell import ShellDomain
 class TransportProblem:
     """The coupled nonlinear problem for one time step (see module doc).
 
-    ``temperature``: K, a number or a dolfinx Constant on ``domain.mesh`` (then shared with the
-    laws that take it, e.g. the host's U(θ)); ``electron_contacts``: [(locate(x), V)];
+    ``temperature``: K, a number, a dolfinx Constant or a field (femion.thermal.TemperatureField)
+    on ``domain.mesh`` (then shared with the laws that take it, e.g. the host's U(θ));
+    :attr:`before_step` (t_new → None), if set, is called as each step begins, e.g. to set the
+    temperature at the step's end time; ``electron_contacts``: [(locate(x), V)];
     ``dirichlet``: {field: (locate(x), value(x, t))}; ``sources``: manufactured sources, a dict of
     UFL or (x, t) → dict (terms.manufactured_sources); ``magnetic_field``: x → B(x) (T).
     """
@@ -44,7 +46,7 @@ class TransportProblem:
         electrolyte: ElectrolyteModel,
         kinetics: KineticsModel,
         *,
-        temperature: float | dolfinx.fem.Constant = 298.15,
+        temperature: float | dolfinx.fem.Constant | dolfinx.fem.Function = 298.15,
         top: TopElectrode | None = None,
         electron_contacts: Sequence[tuple[Callable, float]] = (),
         sources: dict | Callable | None = None,
@@ -96,8 +98,9 @@ class TransportProblem:
     def _define_constants(self) -> None:
         msh = self.domain.mesh
         T = self._given.temperature
-        #: temperature (K), uniform: every form sees it through RT/F, Arrhenius and the host law
-        self.temperature = T if isinstance(T, dolfinx.fem.Constant) else dolfinx.fem.Constant(msh, float(T))
+        #: temperature (K), uniform or a field: every form sees it through RT/F, Arrhenius and the host law
+        self.temperature = T if isinstance(T, (dolfinx.fem.Constant, dolfinx.fem.Function)) \
+            else dolfinx.fem.Constant(msh, float(T))
         self.f_RT = FARADAY / (GAS_CONSTANT * self.temperature)  # F/(RT), 1/V (UFL)
         self.dt = dolfinx.fem.Constant(msh, 1.0)
         self.time = dolfinx.fem.Constant(msh, 0.0)  # t at the new level (for sources)
@@ -105,6 +108,7 @@ class TransportProblem:
         self.exchange_on = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
         self.top_connected = dolfinx.fem.Constant(msh, PETSc.ScalarType(1.0))
         self.t = 0.0
+        self.before_step: Callable[[float], None] | None = None
         self._monitors = None  # compiled forms of the per-step measurements (_monitor_forms)
 
     @property
@@ -207,6 +211,8 @@ class TransportProblem:
 
         Returns Newton iterations; raises TransportSolveError (state restored) on failure.
         """
+        if self.before_step is not None:
+            self.before_step(self.t + dt)
         self.fields.set_bdf(dt, order, dt_prev)
         self.dt.value = dt
         self.time.value = self.t + dt

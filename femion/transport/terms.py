@@ -141,14 +141,15 @@ def lorentz_closure(fields, m, lorentz, B_oxide, ex: Exchange, dt, cmax, xp):
 
 
 def nernst_planck_fluxes(conc, psi, electrolyte, lorentz, B, T, gdim, xp) -> dict:
-    """N_i = −D_i (∇c_i + z_i c_i ∇ψ) (mol m⁻² s⁻¹), with the magneto-migration correction
+    """N_i = −D_i(T) (∇c_i + z_i c_i ∇ψ) (mol m⁻² s⁻¹), with the magneto-migration correction
     N = [N + βN×b̂ + β²(N·b̂)b̂]/(1+β²), β = z_i F D_i |B|/(RT), if ``lorentz.bulk``."""
-    out = {i.name: -i.diffusivity * (ufl.grad(conc[i.name]) + i.valence * conc[i.name] * ufl.grad(psi))
+    D = {i.name: electrolyte.diffusivity(i, T, xp) for i in electrolyte.ions}
+    out = {i.name: -D[i.name] * (ufl.grad(conc[i.name]) + i.valence * conc[i.name] * ufl.grad(psi))
            for i in electrolyte.ions}
     if lorentz.bulk:
         Bmag = ufl.sqrt(ufl.inner(B, B))
         for i in electrolyte.ions:
-            beta = hall_parameter(i.valence, i.diffusivity, Bmag, T)
+            beta = hall_parameter(i.valence, D[i.name], Bmag, T)
             if gdim == 3:
                 out[i.name] = magneto_migration_flux(out[i.name], B, beta, xp)
             else:
