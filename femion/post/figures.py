@@ -244,4 +244,41 @@ def plot_transport(path: Path) -> list[Path]:
         out.append(path / "figures" / "theta_plan.png")
         fig.savefig(out[-1], dpi=110)
         plt.close(fig)
+    if "T" in res.transport_fields():
+        out.append(_plot_temperature_rise(res, path, zo, yc, xs, plt))
     return out
+
+
+def _plot_temperature_rise(res, path: Path, zo: float, yc: float, xs, plt) -> Path:
+    """ΔT = T − T∞ of Joule heating at the film: along x at every output time (2D section), or a
+    plan map at the last output (3D)."""
+    s = res.summary
+    T_inf = s["thermal"]["ambient_K"]
+    (x0, x1), (y0, y1) = res.plate_bounds
+    times = res.times
+    fig, ax = plt.subplots(figsize=(9, 4))
+    if s["transport"]["dimension"] == 2:
+        cmap = plt.get_cmap("inferno")
+        line = np.c_[xs, np.full_like(xs, yc), np.full_like(xs, zo)]
+        for k, t in enumerate(times):
+            dT = res.probe("T", line, time=t, outside=np.nan) - T_inf
+            ax.plot(xs * MM, dT, color=cmap(0.85 * k / max(len(times) - 1, 1)), label=f"t = {t:g} s")
+        ax.set_xlabel("x (mm)")
+        ax.set_ylabel("ΔT = T − T∞ at the film (K)")
+        ax.legend(fontsize=8, ncol=3)
+        ax.set_title(f"{s['case']}: Joule heating along x at y = {yc * MM:g} mm")
+    else:
+        nx, ny = 200, max(20, int(200 * (y1 - y0) / (x1 - x0)))
+        gx, gy = np.meshgrid(np.linspace(x0, x1, nx + 2)[1:-1], np.linspace(y0, y1, ny + 2)[1:-1])
+        pts = np.c_[gx.ravel(), gy.ravel(), np.full(gx.size, zo)]
+        dT = res.probe("T", pts, time=times[-1], outside=np.nan).reshape(gx.shape) - T_inf
+        im = ax.imshow(dT, origin="lower", extent=(x0 * MM, x1 * MM, y0 * MM, y1 * MM), cmap="inferno")
+        fig.colorbar(im, ax=ax, label="ΔT = T − T∞ (K)")
+        ax.set_xlabel("x (mm)")
+        ax.set_ylabel("y (mm)")
+        ax.set_title(f"Joule heating at the film, t = {times[-1]:g} s")
+    fig.tight_layout()
+    target = path / "figures" / "temperature_rise.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

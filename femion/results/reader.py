@@ -226,7 +226,7 @@ class Result:
 
     def transport_fields(self) -> list[str]:
         tr = self.summary.get("transport")
-        return [] if tr is None else tr["fields"]["oxide"] + tr["fields"]["electrolyte"]
+        return [] if tr is None else [f for group in tr["fields"].values() for f in group]
 
     def fields(self) -> list[str]:
         return ["B", "phi_s"] + [f for f in self.transport_fields() if f != "phi_s"]

@@ -53,6 +53,15 @@ def test_the_stack_warms_as_a_lumped_plate_and_writes_t(model_III):
     assert th["max_temperature_rise_K"] >= th["max_mean_temperature_rise_K"]
     assert (model_III["heated"] / "fields" / "T.vtkhdf").is_file()
     assert summary["conservation_error_rel"] < 1e-12
+    from femion.post.figures import plot_transport
+    from femion.results.reader import open_result
+
+    res = open_result(model_III["heated"])
+    film = np.array([[25e-3, 10e-3, float(np.mean(res.layer_z["oxide"]))]])
+    assert res.probe("T", film, time=res.times[-1])[0] - th["ambient_K"] == pytest.approx(
+        th["max_mean_temperature_rise_K"], rel=0.1)
+    (model_III["heated"] / "figures").mkdir(exist_ok=True)
+    assert "temperature_rise.png" in {f.name for f in plot_transport(model_III["heated"])}
 
 
 def test_heating_alone_moves_no_li_and_speeds_the_electrochemical_motion(model_III):
