@@ -130,6 +130,8 @@ def _report_header(res) -> dict:
         "conservation_error_rel": s.get("conservation_error_rel"), "stages": [], "notes": [],
         "ion": (tr or {}).get("exchanging") or "Li",
         "host": (tr or {}).get("oxide_material"),
+        # Joule heating (transport.mechanism.thermal): the largest rise of T over the stack and the run
+        "max_temperature_rise_K": (s.get("thermal") or {}).get("max_temperature_rise_K"),
     }
     if not rep["description"] or not rep["observation"]:
         try:  # older summaries: take them from the resolved case
@@ -393,12 +395,13 @@ def variants_report(path: Path, summary: dict) -> tuple[dict, list[str]]:
         md += [rep["description"], ""]
     md += ["## The paper's observation", "", f"> {rep['observation']}" if rep["observation"] else "(none given)", ""]
     md += ["## Comparison (last drive/reverse stage; last relax stage)", "",
-           "| variant | host | ion | motion | displacement (mm) | share in destination third | front from source (mm) | relaxation τ (s) | conservation |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| variant | host | ion | motion | displacement (mm) | share in destination third | front from source (mm) | relaxation τ (s) | ΔT max (K) | conservation |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for c in rep["comparison"]:
         md.append(f"| {c['variant']} | {c['host'] or '–'} | {c['ion']} | {_ARROW.get(c['direction'], '–')} | {_fmt(c['displacement_mm'])} | "
                   f"{_fmt(c['share_destination_third'], '.3f')} | {_fmt(c['front_from_source_mm'])} | "
-                  f"{_fmt(c['tau_relax_s'])} | {_fmt(c['conservation_error_rel'], '.2e')} |")
+                  f"{_fmt(c['tau_relax_s'])} | {_fmt(c['max_temperature_rise_K'], '.3g')} | "
+                  f"{_fmt(c['conservation_error_rel'], '.2e')} |")
     md.append("")
     try:
         fig = _variants_figure(path, names, reports)
@@ -421,4 +424,5 @@ def _comparison_row(name: str, r: dict) -> dict:
             "share_destination_third": (e.get("share_destination_third") or [None, None])[1],
             "front_from_source_mm": (e.get("front_from_source_mm") or [None])[-1],
             "tau_relax_s": (x.get("relaxation") or {}).get("tau_s"),
+            "max_temperature_rise_K": r.get("max_temperature_rise_K"),
             "conservation_error_rel": r.get("conservation_error_rel")}

@@ -103,7 +103,7 @@ def transport_summary(case, stack, problem, planned, recorder, steps, stop) -> d
             "exchanging_valence": problem.z_ex,
             "section_y_m": device.section_y(case),
             "mechanism": {"electrochemical": tr.mechanism.electrochemical,
-                          "lorentz_closure": tr.mechanism.lorentz_closure},
+                          "lorentz_closure": tr.mechanism.lorentz_closure, "thermal": tr.mechanism.thermal},
         },
     }
 

@@ -44,9 +44,11 @@ def first_drive(path):
 
 
 def test_model_III_moves_li_with_the_bottom_current(runs):
-    """Fig. 4 Model III: Li moves > 2 mm toward the end the bottom-ITO current flows to, conserved to 1e-12."""
+    """Fig. 4 Model III: Li moves > 0.5 mm toward the end the bottom-ITO current flows to in the quick
+    run's minute (1.08 mm measured with the electrolyte at its 0.56 S/m; 4.9 mm in the full 5 min),
+    conserved to 1e-12."""
     stage, report = first_drive(runs["fig4_model_III"])
-    assert stage["direction"] == 1 and stage["displacement_mm"] > 2.0
+    assert stage["direction"] == 1 and stage["displacement_mm"] > 0.5
     # the species balance is made exact after each step (transport/conservation.py): ~5e-15 measured
     assert report["conservation_error_rel"] < 1e-12
 
@@ -60,23 +62,26 @@ def test_model_IV_moves_li_against_the_top_current(runs):
 
 def test_models_III_and_IV_driven_the_same_way_move_li_in_opposite_directions(runs):
     """The paper keeps the current's direction (left to right) and moves it from the bottom to the top
-    ITO: the Li centroid moves right in Model III and left in Model IV, each by > 2 mm."""
+    ITO: the Li centroid moves right in Model III and left in Model IV, each by > 0.5 mm (1.08 and
+    11.0 mm measured in the quick minute)."""
     moved = {}
     for name in ("fig4_model_III", "fig4_model_IV"):
         stage, report = first_drive(runs[name])
         assert stage["toward_xy_m"][0] > 0.04  # the current flows to the right end (x = 50 mm)
         x = np.asarray(report["series"]["centroid_m"])[:, 0]
         moved[name] = (x[-1] - x[0]) * 1e3
-    assert moved["fig4_model_III"] > 2.0 and moved["fig4_model_IV"] < -2.0, moved
+    assert moved["fig4_model_III"] > 0.5 and moved["fig4_model_IV"] < -0.5, moved
 
 
 def test_models_I_and_II_hardly_move_li(runs):
-    """Threshold: a tenth of Model III's displacement in the same time (I: the film's own tiny
-    conductance lets exchange happen only within ~0.4 mm of the coating edges; II: no exchange)."""
+    """Threshold: a quarter of Model III's displacement in the same time (I: the film's own tiny
+    conductance lets exchange happen near the coating edges only; II: no exchange). Measured 0.16
+    against 1.08 mm (0.15; full 5 min 0.75 against 4.9 mm): it was 0.07 while the electrolyte
+    conducted 4.4x too well, which sped up III's long-range motion but not I's edge exchange."""
     moved = abs(first_drive(runs["fig4_model_III"])[0]["displacement_mm"])
     one, _ = first_drive(runs["fig4_model_I"])
     two, _ = first_drive(runs["fig4_model_II"])
-    assert abs(one["displacement_mm"]) < 0.1 * moved
+    assert abs(one["displacement_mm"]) < 0.25 * moved
     assert two["displacement_mm"] == pytest.approx(0.0, abs=1e-9)
 
 
@@ -93,14 +98,24 @@ def test_quick_case_writes_figures_report_and_optics(runs, name):
 
 
 def test_larger_current_moves_more_li(tmp_path):
-    """Fig. 5a,b: the displacement in the same time grows with the current (all four variants)."""
+    """Fig. 5a,b: the displacement in the same time grows with the current, with and without Joule
+    heating; heating adds to it and its rise grows as I² (ΔT(0.2 A)/ΔT(0.1 A) = 4 within 5 %)."""
     out = tmp_path / "sweep"
     assert cli.main(["run", str(CASES / "fig5ab_current_sweep.yaml"), "--quick", "--out", str(out),
                      "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    moved = [first_drive(out / v)[0]["displacement_mm"] for v in summary["variants"]]
-    currents = [json.loads((out / v / "summary.json").read_text())["current_A"] for v in summary["variants"]]
-    assert currents == sorted(currents) and moved == sorted(moved) and moved[0] > 0
+    for heated in (False, True):
+        names = [v for v in summary["variants"] if v.endswith("_heated") == heated]
+        moved = [first_drive(out / v)[0]["displacement_mm"] for v in names]
+        currents = [json.loads((out / v / "summary.json").read_text())["current_A"] for v in names]
+        assert len(names) == 4 and currents == sorted(currents) and moved == sorted(moved) and moved[0] > 0
+    rise = {v: json.loads((out / v / "summary.json").read_text())["thermal"]["max_temperature_rise_K"]
+            for v in ("I_100mA_heated", "I_200mA_heated")}
+    assert rise["I_200mA_heated"] / rise["I_100mA_heated"] == pytest.approx(4.0, rel=0.05)
+    for i in ("20mA", "200mA"):
+        hot, cold = (first_drive(out / f"I_{i}{h}")[0]["displacement_mm"] for h in ("_heated", ""))
+        assert hot > cold
+    assert "ΔT max (K)" in (out / "report.md").read_text()
     assert (out / "report.md").is_file() and (out / "figures" / "variants.png").is_file()
 
 
@@ -128,9 +143,13 @@ def test_protocol_conserves_li_and_reports_relaxation(runs):
     assert th1.mean() > 2 * th0.mean()
     report = json.loads((path / "report.json").read_text())
     relax = next(s for s in report["stages"] if s["action"] == "relax")
-    # reported (null with a reason when the quick relax is too short to fit a decay)
+    # the quick relax (1 min) is far shorter than the relaxation (the full protocol: τ = 51 min; the
+    # paper saw ~20 min): the contrast hardly decays, and the report says so instead of fitting a τ
     tau = relax["relaxation"]
-    assert 60 < tau["tau_s"] < 1e5  # measured 366 s (6 min) on the quick protocol; the paper saw ~20 min
+    if tau["tau_s"] is None:
+        assert "did not decay" in tau["note"] and 0.95 < tau["final_over_initial"] <= 1.0
+    else:
+        assert 60 < tau["tau_s"] < 1e5
 
 
 def test_removed_electrolyte_freezes_the_distribution(tmp_path):
@@ -227,7 +246,7 @@ def test_other_hosts_and_cations_move_toward_the_current_end(tmp_path):
     assert len(summary["variants"]) == 8
     for v in summary["variants"]:
         stage, report = first_drive(out / v)
-        assert stage["direction"] == 1 and stage["displacement_mm"] > 0.5, v
+        assert stage["direction"] == 1 and stage["displacement_mm"] > 0.2, v  # Nb2O5_Li slowest: 0.43 mm
         assert report["conservation_error_rel"] < 1e-12, v  # 8e-9 (WO3_H) before the exact balance
         assert (out / v / "figures" / "protocol.gif").is_file()
     ions = {v: json.loads((out / v / "summary.json").read_text())["transport"]["exchanging"]
@@ -240,19 +259,22 @@ def test_other_hosts_and_cations_move_toward_the_current_end(tmp_path):
 
 def test_mechanism_switch_runs_the_same_device_under_each_explanation(tmp_path):
     """fig4_mechanisms: the electrochemical mechanism alone moves Li by millimetres; with both
-    switched off nothing moves; the Lorentz closure alone pushes Li the same way (n x B points to
-    the current's end) but by 1e-8 mm with a lattice-hop step and still < 1 % of the
-    electrochemical motion with a 1 mm step (measured 4.08, 1e-14, 9.6e-9, 0.025 mm)."""
+    switched off nothing moves; Joule heating alone moves nothing (symmetric) and with the ohmic
+    drop speeds it up; the Lorentz closure alone pushes Li the same way (n x B points to the
+    current's end) but by 1e-8 mm with a lattice-hop step and still < 5 % of the electrochemical
+    motion with a 1 mm step (measured 1.08, 3e-15, 8e-12, 1.16, 9.6e-9, 0.025 mm)."""
     out = tmp_path / "mechanisms"
     assert cli.main(["run", str(CASES / "fig4_mechanisms.yaml"), "--quick", "--out", str(out), "--no-progress"]) == 0
     moved = {v: first_drive(out / v)[0]["displacement_mm"]
              for v in json.loads((out / "summary.json").read_text())["variants"]}
-    assert moved["electrochemical"] > 2.0
+    assert moved["electrochemical"] > 0.5
     assert abs(moved["neither"]) < 1e-9
+    assert abs(moved["thermal_only"]) < 1e-6 * moved["electrochemical"]
+    assert moved["electrochemical_and_thermal"] > moved["electrochemical"]
     assert 0 < moved["lorentz_lattice_step"] < 1e-6
-    assert 0 < moved["lorentz_1mm_step"] < 0.01 * moved["electrochemical"]
+    assert 0 < moved["lorentz_1mm_step"] < 0.05 * moved["electrochemical"]
     mech = json.loads((out / "lorentz_1mm_step" / "summary.json").read_text())["transport"]["mechanism"]
-    assert mech == {"electrochemical": False, "lorentz_closure": True}
+    assert mech == {"electrochemical": False, "lorentz_closure": True, "thermal": False}
 
 
 @pytest.mark.parametrize("name", ["fig5c_two_track", "fig5d_electrolyte_area"])
