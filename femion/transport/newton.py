@@ -4,6 +4,7 @@ backtracking on ‖F‖, and a convergence test that knows the residual's round-
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -49,6 +50,7 @@ class BoundedNewton:
         self.jacobians = 0  # Jacobians assembled (and factorised) so far
         self.linear_solves = 0  # linear solves so far, and their Krylov iterations (iterative only)
         self.krylov_iterations = 0
+        self.linear_seconds = 0.0  # wall time in the linear solves (factorisation or PC setup included)
 
     def converged(self, snes, it, norms):
         """Newton test on ‖F‖ of the free dofs: 1e-13 relative, or RESIDUAL_TOLERANCE·|Ω| absolute
@@ -273,8 +275,10 @@ class BoundedNewton:
                 fresh, stale = True, False
                 fnorm = self._norm(b, free)
             b.getArray()[~free] = 0.0  # held rows: their change is 0, they stay on the bound
+            t0 = time.perf_counter()
             ksp.setOperators(A)  # refactorised only if A changed
             ksp.solve(b, dx)
+            self.linear_seconds += time.perf_counter() - t0
             self.linear_solves += 1
             self.krylov_iterations += ksp.getIterationNumber()
             if split_options is not None:  # the inner solvers have read their options now

@@ -23,7 +23,7 @@ step / Poisson; peak RSS (MB, max over ranks).
 
 ``--linear-solver iterative`` solves Newton's linear systems by FGMRES on a field split
 (femion/transport/linear.py) instead of MUMPS; the extra line then gives the Krylov iterations
-per linear solve (one per Newton iteration).
+per linear solve (one per Newton iteration). Both print the time spent in the linear solves.
 
 Run:  .venv/bin/python tests/benchmarks/bench_transport.py [--steps 5] [--max-step 60] [--linear-solver iterative]
       .venv/bin/mpiexec -n 2 .venv/bin/python tests/benchmarks/bench_transport.py
@@ -164,9 +164,12 @@ def run_case(comm, label: str, build, spec, length: float, nsteps: int, tag: str
            f"{t_step / t_pf:7.1f} {rss_mb(comm):7.0f}")
     extra = f"    Li drift {drift:.1e}, integral |F j| {current:.3e} A{'/m' if tdim == 2 else ''}, Newton its {its}"
     nw = p.newton
-    if linear_solver == "iterative" and nw.linear_solves:
-        extra += (f"\n    Krylov its per Newton iteration {nw.krylov_iterations / nw.linear_solves:.1f} "
-                  f"({nw.krylov_iterations} over {nw.linear_solves} linear solves)")
+    if nw.linear_solves:  # rank 0's time in the linear solves (the rest: assembly, residuals, bounds)
+        extra += (f"\n    linear solves {nw.linear_solves}, {nw.linear_seconds / nw.linear_solves:.3g} s each "
+                  f"({nw.linear_seconds / max(sum(step_times), 1e-300):.0%} of the step time)")
+        if linear_solver == "iterative":
+            extra += (f", Krylov its per Newton iteration {nw.krylov_iterations / nw.linear_solves:.1f} "
+                      f"({nw.krylov_iterations} in all)")
     # per-rank work (owned transport dofs) and halo (ghost dofs), for a weak-scaling projection
     owned = comm.gather(sum(V.dofmap.index_map.size_local for V in p.spaces.values()), root=0)
     ghosts = comm.gather(sum(V.dofmap.index_map.num_ghosts for V in p.spaces.values()), root=0)
