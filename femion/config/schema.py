@@ -515,9 +515,13 @@ class TransportSettings(_Model):
     outputs; with one, the protocol sets the controls and times. ``model``: ``resolved`` solves
     the oxide and electrolyte through their thickness (the 3D stack or the 2D section);
     ``shell`` solves their thin-film limit on the plan mesh (physics.md §2b; 3D cases only).
+    ``linear_solver``: Newton's linear solves, ``direct`` (MUMPS LU) or ``iterative`` (FGMRES on
+    a field split, GAMG on the potentials: femion/transport/linear.py); the same answer to Newton's
+    tolerance, the iterative one needing less memory on large 3D stacks.
     """
 
     model: Literal["resolved", "shell"] = "resolved"
+    linear_solver: Literal["direct", "iterative"] = "direct"
     temperature: Temperature = 298.15
     duration: Time | None = None
     outputs: int = Field(5, ge=1)

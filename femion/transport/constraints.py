@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from femion._dolfinx import MPI, PETSc, dolfinx, ufl
+from femion.transport.linear import petsc_options
 
 
 class Constraints:
@@ -125,9 +126,11 @@ class Constraints:
                 bc.set(u[name].x.array)
 
 
-def nonlinear_problem(residual, unknowns, bcs, entity_maps, prefix: str, volume: float, converged):
-    """The dolfinx NonlinearProblem of the residual blocks with ``bcs``: MUMPS, tolerances 1e-13
-    relative and 1e-14·|Ω| absolute, ``converged`` as its test."""
+def nonlinear_problem(residual, unknowns, bcs, entity_maps, prefix: str, volume: float, converged,
+                      linear_solver: str = "direct"):
+    """The dolfinx NonlinearProblem of the residual blocks with ``bcs``: the ``linear_solver`` of
+    linear.py (MUMPS, or GMRES on a field split), tolerances 1e-13 relative and 1e-14·|Ω|
+    absolute, ``converged`` as its test."""
     problem = dolfinx.fem.petsc.NonlinearProblem(
         ufl.extract_blocks(residual),
         unknowns,
@@ -135,7 +138,7 @@ def nonlinear_problem(residual, unknowns, bcs, entity_maps, prefix: str, volume:
         kind="mpi",
         entity_maps=entity_maps,
         petsc_options_prefix=prefix,
-        petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
+        petsc_options=petsc_options(linear_solver),
     )
     problem.solver.setTolerances(rtol=1e-13, atol=1e-14 * volume, stol=0.0, max_it=25)
     problem.solver.setConvergenceTest(converged)

@@ -1,14 +1,16 @@
-"""The bounded Newton solver of a transport step: MUMPS, per-field update limits, a logit update
-taken in θ, bounds on logit θ and ln c, optional backtracking on ‖F‖, and a convergence test
-that knows the residual's round-off floor."""
+"""The bounded Newton solver of a transport step: MUMPS or a field-split GMRES (linear.py),
+per-field update limits, a logit update taken in θ, bounds on logit θ and ln c, optional
+backtracking on ‖F‖, and a convergence test that knows the residual's round-off floor."""
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 import numpy as np
 
 from femion._dolfinx import MPI, PETSc, dolfinx
+from femion.transport.linear import clear_options, set_field_split
 
 
 class TransportSolveError(RuntimeError):
@@ -16,7 +18,8 @@ class TransportSolveError(RuntimeError):
 
 
 class BoundedNewton:
-    """Newton on the unknowns ``names`` (in block order); ``volume`` = |Ω| sets the absolute scale."""
+    """Newton on the unknowns ``names`` (in block order); ``volume`` = |Ω| sets the absolute scale;
+    ``linear_solver``: ``direct`` (MUMPS) or ``iterative`` (linear.py), as the problems were made."""
 
     #: largest Newton change per iteration: log-concentrations and logit(θ) by 2 (a factor e²
     #: in c), ψ by 10 (0.26 V), φ_e by 0.5 V. Unclipped Newton on log variables overshoots
@@ -41,9 +44,13 @@ class BoundedNewton:
     LOGIT_BOUNDS = (-25.0, 25.0)
     LOG_C_MIN = -60.0
 
-    def __init__(self, names, spaces, comm, volume: float):
+    def __init__(self, names, spaces, comm, volume: float, linear_solver: str = "direct"):
         self.names, self.spaces, self.comm, self.volume = list(names), spaces, comm, volume
+        self.linear_solver = linear_solver
         self.jacobians = 0  # Jacobians assembled (and factorised) so far
+        self.linear_solves = 0  # linear solves so far, and their Krylov iterations (iterative only)
+        self.krylov_iterations = 0
+        self.linear_seconds = 0.0  # wall time in the linear solves (factorisation or PC setup included)
 
     def converged(self, snes, it, norms):
         """Newton test on ‖F‖ of the free dofs: 1e-13 relative, or RESIDUAL_TOLERANCE·|Ω| absolute
@@ -206,7 +213,7 @@ class BoundedNewton:
         return free
 
     def solve(self, problem, funcs, linesearch: bool = False, max_iterations: int | None = None) -> tuple[int, int]:
-        """Newton on ``problem`` (a dolfinx NonlinearProblem, MUMPS) from and into ``funcs``,
+        """Newton on ``problem`` (a dolfinx NonlinearProblem) from and into ``funcs``,
         optionally with backtracking on ‖F‖; returns (SNES-style reason, iterations).
 
         Each iteration: the active set (:meth:`active_set`) held, the linear solve, the per-field
@@ -234,6 +241,10 @@ class BoundedNewton:
         snes.computeFunction(x, b)
         diag = x.duplicate()
         free = self._fresh_jacobian(snes, x, b, A, diag, offsets, first_row)
+        split_options = None
+        if self.linear_solver == "iterative" and not getattr(problem, "femion_split", False):
+            split_options = set_field_split(ksp, self.names, offsets, first_row)  # once per problem
+            problem.femion_split = True
         fresh = True  # A holds the Jacobian at the present iterate
         stale = False  # the next iteration needs the Jacobian at its iterate
         step_prev = np.inf
@@ -264,8 +275,15 @@ class BoundedNewton:
                 fresh, stale = True, False
                 fnorm = self._norm(b, free)
             b.getArray()[~free] = 0.0  # held rows: their change is 0, they stay on the bound
+            t0 = time.perf_counter()
             ksp.setOperators(A)  # refactorised only if A changed
             ksp.solve(b, dx)
+            self.linear_seconds += time.perf_counter() - t0
+            self.linear_solves += 1
+            self.krylov_iterations += ksp.getIterationNumber()
+            if split_options is not None:  # the inner solvers have read their options now
+                clear_options(split_options)
+                split_options = None
             if ksp.getConvergedReason() <= 0:
                 reason = PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE
                 break

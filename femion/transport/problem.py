@@ -36,7 +36,9 @@ class TransportProblem:
     :attr:`before_step` (t_new → None), if set, is called as each step begins, e.g. to set the
     temperature at the step's end time; ``electron_contacts``: [(locate(x), V)];
     ``dirichlet``: {field: (locate(x), value(x, t))}; ``sources``: manufactured sources, a dict of
-    UFL or (x, t) → dict (terms.manufactured_sources); ``magnetic_field``: x → B(x) (T).
+    UFL or (x, t) → dict (terms.manufactured_sources); ``magnetic_field``: x → B(x) (T);
+    ``linear_solver``: the Newton's linear solves, ``direct`` (MUMPS) or ``iterative`` (GMRES on a
+    field split: transport/linear.py).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class TransportProblem:
         lumped_mass: bool = True,
         magnetic_field: Callable[[np.ndarray], np.ndarray] | None = None,
         lorentz: LorentzModel | None = None,
+        linear_solver: str = "direct",
     ):
         self.domain, self.oxide, self.electrolyte, self.kinetics = domain, oxide, electrolyte, kinetics
         self.top_electrode = top
@@ -64,7 +67,7 @@ class TransportProblem:
         self.comm = domain.mesh.comm
         self._given = SimpleNamespace(temperature=temperature, contacts=list(electron_contacts), sources=sources,
                                       dirichlet=dirichlet, electrolyte_initial=electrolyte_initial or {},
-                                      magnetic_field=magnetic_field, prefix=prefix,
+                                      magnetic_field=magnetic_field, prefix=prefix, linear_solver=linear_solver,
                                       quadrature={"quadrature_degree": quadrature_degree, "lumped_mass": lumped_mass})
         self.initialise()
 
@@ -186,7 +189,7 @@ class TransportProblem:
         # tolerance has to follow the size of the domain: 1e-14 of its volume.
         one = dolfinx.fem.Constant(self.domain.mesh, 1.0)
         self.volume = self.integrate(one, "oxide") + self.integrate(one, "electrolyte")
-        self.newton = BoundedNewton(self.names, self.spaces, self.comm, self.volume)
+        self.newton = BoundedNewton(self.names, self.spaces, self.comm, self.volume, self._given.linear_solver)
         self._activate()
 
     def _define_balance(self) -> None:
@@ -201,7 +204,7 @@ class TransportProblem:
         top = self.j_top is not None and float(self.top_connected.value) > 0
         self.constraints.select(self.u, exchange, top, lambda bcs, n: nonlinear_problem(
             self.residual, [self.u[name] for name in self.names], bcs, self.entity_maps, f"{self._given.prefix}{n}_",
-            self.volume, self.newton.converged))
+            self.volume, self.newton.converged, self._given.linear_solver))
 
     # ------------------------------------------------------------ stepping
     def step(self, dt: float, order: int = 1, dt_prev: float | None = None, budget: int | None = None) -> int:

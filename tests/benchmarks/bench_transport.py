@@ -21,7 +21,11 @@ timed after one warm-up solve, with the matrix re-assembled so MUMPS refactorise
 Newton iteration does); the same solve reusing the factors (triangular solves only); the ratio
 step / Poisson; peak RSS (MB, max over ranks).
 
-Run:  .venv/bin/python tests/benchmarks/bench_transport.py [--steps 5] [--max-step 60]
+``--linear-solver iterative`` solves Newton's linear systems by FGMRES on a field split
+(femion/transport/linear.py) instead of MUMPS; the extra line then gives the Krylov iterations
+per linear solve (one per Newton iteration). Both print the time spent in the linear solves.
+
+Run:  .venv/bin/python tests/benchmarks/bench_transport.py [--steps 5] [--max-step 60] [--linear-solver iterative]
       .venv/bin/mpiexec -n 2 .venv/bin/python tests/benchmarks/bench_transport.py
 Not collected by pytest.
 """
@@ -56,7 +60,7 @@ def layers(el_elements: int):
             L("electrolyte", 50 * UM, elements=el_elements), L("top_ito", 200 * NM), L("top_glass", 1.1 * MM))
 
 
-def transport_problem(stack, length: float, prefix: str) -> TransportProblem:
+def transport_problem(stack, length: float, prefix: str, linear_solver: str = "direct") -> TransportProblem:
     """``closed_cell`` of tests/test_transport.py on a stack mesh (2D section or 3D)."""
     dom = TransportDomain.from_stack(stack)
     oxide = OxideModel(c_max=1.3e4, diffusivity=lambda th, xp: 1e-14,
@@ -67,7 +71,7 @@ def transport_problem(stack, length: float, prefix: str) -> TransportProblem:
     contacts = [(lambda x: np.isclose(x[0], 0.0, rtol=0, atol=1e-9), DRIVE),
                 (lambda x: np.isclose(x[0], length, rtol=0, atol=1e-9), 0.0)]
     return TransportProblem(dom, oxide, el, KineticsModel(exchange_current_density=1.0),
-                            electron_contacts=contacts, prefix=prefix)
+                            electron_contacts=contacts, prefix=prefix, linear_solver=linear_solver)
 
 
 def poisson_times(stack, prefix: str):
@@ -124,7 +128,7 @@ HEADER = (f"{'case':<14} {'cells':>7} {'dofs':>7} {'mesh s':>7} {'setup s':>8} {
           f"{'newton':>6} {'P dofs':>7} {'poisson s':>9} {'P solve s':>9} {'ratio':>7} {'RSS MB':>7}")
 
 
-def run_case(comm, label: str, build, spec, length: float, nsteps: int, tag: str):
+def run_case(comm, label: str, build, spec, length: float, nsteps: int, tag: str, linear_solver: str = "direct"):
     comm.barrier()
     t0 = time.perf_counter()
     stack = build(spec, comm)
@@ -133,7 +137,7 @@ def run_case(comm, label: str, build, spec, length: float, nsteps: int, tag: str
     ncells = stack.mesh.topology.index_map(tdim).size_global
     comm.barrier()
     t0 = time.perf_counter()
-    p = transport_problem(stack, length, prefix=f"bt_{tag}_")
+    p = transport_problem(stack, length, prefix=f"bt_{tag}_", linear_solver=linear_solver)
     t_setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     ndofs = sum(V.dofmap.index_map.size_global for V in p.spaces.values())
     totals0 = p.totals()
@@ -159,6 +163,13 @@ def run_case(comm, label: str, build, spec, length: float, nsteps: int, tag: str
            f"{(np.mean(its) if its else float('nan')):6.1f} {pdofs:>7} {t_pf:9.3g} {t_ps:9.3g} "
            f"{t_step / t_pf:7.1f} {rss_mb(comm):7.0f}")
     extra = f"    Li drift {drift:.1e}, integral |F j| {current:.3e} A{'/m' if tdim == 2 else ''}, Newton its {its}"
+    nw = p.newton
+    if nw.linear_solves:  # rank 0's time in the linear solves (the rest: assembly, residuals, bounds)
+        extra += (f"\n    linear solves {nw.linear_solves}, {nw.linear_seconds / nw.linear_solves:.3g} s each "
+                  f"({nw.linear_seconds / max(sum(step_times), 1e-300):.0%} of the step time)")
+        if linear_solver == "iterative":
+            extra += (f", Krylov its per Newton iteration {nw.krylov_iterations / nw.linear_solves:.1f} "
+                      f"({nw.krylov_iterations} in all)")
     # per-rank work (owned transport dofs) and halo (ghost dofs), for a weak-scaling projection
     owned = comm.gather(sum(V.dofmap.index_map.size_local for V in p.spaces.values()), root=0)
     ghosts = comm.gather(sum(V.dofmap.index_map.num_ghosts for V in p.spaces.values()), root=0)
@@ -178,12 +189,14 @@ def main():
     ap.add_argument("--sizes-3d", type=float, nargs="*", default=[1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125], help="mm")
     ap.add_argument("--max-step", type=float, default=60.0,
                     help="skip a 3D size whose predicted step time (x8 per halving) exceeds this (s)")
+    ap.add_argument("--linear-solver", choices=("direct", "iterative"), default="direct",
+                    help="Newton's linear solver: MUMPS (direct) or FGMRES on a field split (iterative)")
     args = ap.parse_args()
     comm = MPI.COMM_WORLD
     out = print if comm.rank == 0 else (lambda *a, **k: None)
 
     out(f"femion transport benchmark: {comm.size} rank(s), {args.steps} steps of 1 s (BDF1 then BDF2), "
-        f"dolfinx {dolfinx.__version__}")
+        f"dolfinx {dolfinx.__version__}, {args.linear_solver} linear solver")
     out("closed cell: WO3-like oxide 500 nm, LiClO4 50 um, BV i0 = 1 A/m2, G = 0.125 S, 0.1 V across x")
     out("transport dofs = w, phi_e (oxide) + u_Li, psi (electrolyte); Poisson = P1 on the whole parent mesh")
 
@@ -194,7 +207,7 @@ def main():
     for h in args.sizes_2d:
         spec = geometry.StackSpec(L2, 20 * MM, layers(4), {}, h * MM)
         row, extra, _ = run_case(comm, f"2D h={h:g}mm", geometry.build_section_mesh, spec, L2, args.steps,
-                                 f"s{h:g}".replace(".", "p"))
+                                 f"s{h:g}".replace(".", "p"), args.linear_solver)
         out(row)
         out(extra)
 
@@ -210,7 +223,7 @@ def main():
                 continue
         spec = geometry.StackSpec(L3, 4 * MM, layers(2), {}, h * MM)
         row, extra, t_step = run_case(comm, f"3D h={h:g}mm", geometry.build_stack_mesh, spec, L3, args.steps,
-                                      f"h{h:g}".replace(".", "p"))
+                                      f"h{h:g}".replace(".", "p"), args.linear_solver)
         out(row)
         out(extra)
         prev = (h, t_step)

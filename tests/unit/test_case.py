@@ -11,6 +11,7 @@ import yaml
 
 from femion import cli
 from femion.config import load_case
+from femion.config.schema import TransportSettings
 from femion.config.units import UnitError, to_si
 
 from ..conftest import CASES
@@ -280,3 +281,12 @@ def test_a_shell_model_it_cannot_solve_is_refused_with_one_line(capsys, case, it
     args = [a for item in items for a in ("--set", item)]
     rc, err = _cli(capsys, "validate", str(CASES / f"{case}.yaml"), *args)
     assert rc == 2 and len(err) == 1 and expected in err[0], err
+
+
+def test_linear_solver_key_takes_direct_or_iterative(capsys):
+    """transport.linear_solver: direct or iterative validate; anything else exits 2 with one line naming the key."""
+    case = str(CASES / "fig5c_two_track.yaml")
+    assert TransportSettings().linear_solver == "direct"
+    assert _cli(capsys, "validate", case, "--set", "transport.linear_solver=iterative")[0] == 0
+    rc, err = _cli(capsys, "validate", case, "--set", "transport.linear_solver=lu")
+    assert rc == 2 and len(err) == 1 and "transport.linear_solver" in err[0], err
