@@ -230,15 +230,8 @@ def plot_transport(path: Path) -> list[Path]:
     fig.savefig(out[0], dpi=110)
     plt.close(fig)
     if s["transport"]["dimension"] == 3:
-        nx, ny = 200, max(20, int(200 * (y1 - y0) / (x1 - x0)))
-        gx, gy = np.meshgrid(np.linspace(x0, x1, nx + 2)[1:-1], np.linspace(y0, y1, ny + 2)[1:-1])
-        pts = np.c_[gx.ravel(), gy.ravel(), np.full(gx.size, zo)]
-        th = res.probe("theta", pts, time=times[-1], outside=np.nan).reshape(gx.shape)
         fig, ax = plt.subplots(figsize=(9, 4))
-        im = ax.imshow(th, origin="lower", extent=(x0 * MM, x1 * MM, y0 * MM, y1 * MM), cmap="Blues")
-        fig.colorbar(im, ax=ax, label="θ")
-        ax.set_xlabel("x (mm)")
-        ax.set_ylabel("y (mm)")
+        _plan_map(fig, ax, res, "theta", zo, times[-1], "Blues", "θ")
         ax.set_title(f"oxide filling fraction at t = {times[-1]:g} s")
         fig.tight_layout()
         out.append(path / "figures" / "theta_plan.png")
@@ -249,12 +242,25 @@ def plot_transport(path: Path) -> list[Path]:
     return out
 
 
+def _plan_map(fig, ax, res, name: str, z: float, time: float, cmap: str, label: str, offset: float = 0.0) -> None:
+    """Field ``name`` − ``offset`` on a 200-point-wide plan grid at height ``z``, output ``time``
+    (blank where the field is not), with its colour bar."""
+    (x0, x1), (y0, y1) = res.plate_bounds
+    nx, ny = 200, max(20, int(200 * (y1 - y0) / (x1 - x0)))
+    gx, gy = np.meshgrid(np.linspace(x0, x1, nx + 2)[1:-1], np.linspace(y0, y1, ny + 2)[1:-1])
+    pts = np.c_[gx.ravel(), gy.ravel(), np.full(gx.size, z)]
+    values = res.probe(name, pts, time=time, outside=np.nan).reshape(gx.shape) - offset
+    im = ax.imshow(values, origin="lower", extent=(x0 * MM, x1 * MM, y0 * MM, y1 * MM), cmap=cmap)
+    fig.colorbar(im, ax=ax, label=label)
+    ax.set_xlabel("x (mm)")
+    ax.set_ylabel("y (mm)")
+
+
 def _plot_temperature_rise(res, path: Path, zo: float, yc: float, xs, plt) -> Path:
     """ΔT = T − T∞ of Joule heating at the film: along x at every output time (2D section), or a
     plan map at the last output (3D)."""
     s = res.summary
     T_inf = s["thermal"]["ambient_K"]
-    (x0, x1), (y0, y1) = res.plate_bounds
     times = res.times
     fig, ax = plt.subplots(figsize=(9, 4))
     if s["transport"]["dimension"] == 2:
@@ -268,14 +274,7 @@ def _plot_temperature_rise(res, path: Path, zo: float, yc: float, xs, plt) -> Pa
         ax.legend(fontsize=8, ncol=3)
         ax.set_title(f"{s['case']}: Joule heating along x at y = {yc * MM:g} mm")
     else:
-        nx, ny = 200, max(20, int(200 * (y1 - y0) / (x1 - x0)))
-        gx, gy = np.meshgrid(np.linspace(x0, x1, nx + 2)[1:-1], np.linspace(y0, y1, ny + 2)[1:-1])
-        pts = np.c_[gx.ravel(), gy.ravel(), np.full(gx.size, zo)]
-        dT = res.probe("T", pts, time=times[-1], outside=np.nan).reshape(gx.shape) - T_inf
-        im = ax.imshow(dT, origin="lower", extent=(x0 * MM, x1 * MM, y0 * MM, y1 * MM), cmap="inferno")
-        fig.colorbar(im, ax=ax, label="ΔT = T − T∞ (K)")
-        ax.set_xlabel("x (mm)")
-        ax.set_ylabel("y (mm)")
+        _plan_map(fig, ax, res, "T", zo, times[-1], "inferno", "ΔT = T − T∞ (K)", offset=T_inf)
         ax.set_title(f"Joule heating at the film, t = {times[-1]:g} s")
     fig.tight_layout()
     target = path / "figures" / "temperature_rise.png"

@@ -27,10 +27,12 @@ def _moved(path) -> float:
 
 @pytest.fixture(scope="module")
 def model_III(tmp_path_factory):
-    """Quick Model III (0.2 A, 1 min): electrochemical, electrochemical with heating, heating alone."""
+    """Quick Model III (0.2 A, 1 min): electrochemical, electrochemical with heating, heating alone,
+    heating with the contacts' faces clamped at T∞."""
     out = {}
     for name, extra in (("cold", []), ("heated", THERMAL),
-                        ("heat_only", [*THERMAL, "--set", "transport.mechanism.electrochemical=false"])):
+                        ("heat_only", [*THERMAL, "--set", "transport.mechanism.electrochemical=false"]),
+                        ("clamped", [*THERMAL, "--set", "thermal.clamps=true"])):
         path = tmp_path_factory.mktemp(name) / "run"
         assert cli.main(["run", str(CASES / "fig4_model_III.yaml"), "--out", str(path), *QUICK, *extra]) == 0
         out[name] = path
@@ -62,6 +64,20 @@ def test_the_stack_warms_as_a_lumped_plate_and_writes_t(model_III):
         th["max_mean_temperature_rise_K"], rel=0.1)
     (model_III["heated"] / "figures").mkdir(exist_ok=True)
     assert "temperature_rise.png" in {f.name for f in plot_transport(model_III["heated"])}
+
+
+def test_clamps_hold_the_plate_ends_at_ambient(model_III):
+    """thermal.clamps: the faces over the drive's contacts (the plate's ends) stay at T∞, so the ends,
+    the warmest part of a free plate (air, not electrolyte, above their film), become the coolest."""
+    from femion.results.reader import open_result
+
+    free, clamped = (open_result(model_III[k]) for k in ("heated", "clamped"))
+    z = float(np.mean(free.layer_z["oxide"]))
+    ends = np.array([[1e-6, 10e-3, z], [25e-3, 10e-3, z]])
+    T_free, T_clamped = (r.probe("T", ends, time=r.times[-1]) - 298.15 for r in (free, clamped))
+    assert T_free[0] > T_free[1] > 1.0
+    assert T_clamped[0] < 0.05 * T_clamped[1]
+    assert T_clamped[1] == pytest.approx(T_free[1], rel=0.05)  # the middle is 25 mm from the clamps
 
 
 def test_heating_alone_moves_no_li_and_speeds_the_electrochemical_motion(model_III):
