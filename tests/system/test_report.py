@@ -110,10 +110,11 @@ def test_end_to_end_report(shared_tmp, comm):
     # no protocol: one drive stage over the whole run, toward the 'to' contact at x_max
     (stage,) = rep["stages"]
     assert stage["action"] == "drive" and stage["toward_xy_m"][0] == pytest.approx(0.05, rel=1e-3)
-    # Model III: Li moves with the current, into the destination third (measured 1/3 → 0.365 in 30 s)
+    # Model III: Li moves with the current, into the destination third (measured 1/3 → 0.3405 in 30 s
+    # with the electrolyte at its 0.56 S/m; 0.365 while it conducted 4.4x too well)
     assert stage["direction"] == 1
     start, end = stage["share_destination_third"]
-    assert start == pytest.approx(1 / 3, rel=1e-6) and end > start + 0.01
+    assert start == pytest.approx(1 / 3, rel=1e-6) and end > start + 0.003
 
     # the same run read as a protocol (drive then relax) and as a parent of two variants
     summary = json.loads((out / "summary.json").read_text())
