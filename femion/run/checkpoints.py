@@ -36,9 +36,10 @@ def _arrays(snapshot: dict) -> dict:
 class Checkpointer:
     """Writes a run's checkpoints into ``<writer.path>/checkpoints`` (collective)."""
 
-    def __init__(self, writer, problem, stepper, recorder, case_text: str, comm):
+    def __init__(self, writer, problem, stepper, recorder, case_text: str, comm, heating=None):
         self.folder = Path(writer.path) / FOLDER
         self.problem, self.stepper, self.recorder, self.comm = problem, stepper, recorder, comm
+        self.heating = heating  # femion.run.heating.Heating: its temperature is part of the state
         self.hash = case_hash(case_text)
         writer.on_root(lambda: self.folder.mkdir(exist_ok=True), f"cannot create {self.folder}")
 
@@ -52,7 +53,12 @@ class Checkpointer:
                 "stage": stage, "stage_done": stage_done,
                 "stepper": self.stepper.state(), "recorder": self.recorder.state()}
         name = f"output_{k}.npz" if kind == "output" else "stop.npz"
-        return write_checkpoint(self.folder / name, self.comm, self.problem.spaces, _arrays(snap), meta)
+        spaces, arrays = dict(self.problem.spaces), _arrays(snap)
+        if self.heating is not None:
+            heat_spaces, heat_arrays, meta["heat"] = self.heating.checkpoint()
+            spaces.update(heat_spaces)
+            arrays.update(heat_arrays)
+        return write_checkpoint(self.folder / name, self.comm, spaces, arrays, meta)
 
 
 @dataclass
@@ -75,10 +81,11 @@ class Resume:
             return stop
         return max((self.source / FOLDER).glob("output_*.npz"), key=lambda p: int(p.stem.split("_")[1]))
 
-    def restore(self, problem, stepper, recorder, case_text: str, comm, out_folder: Path) -> dict:
+    def restore(self, problem, stepper, recorder, case_text: str, comm, out_folder: Path, heating=None) -> dict:
         """Rebuild the field series of the earlier output times, copy the CSV rows and the
-        checkpoints, then put the latest state into ``problem``, ``stepper`` and ``recorder``.
-        Returns the latest checkpoint's meta (``stage``, ``stage_done``, ``t``)."""
+        checkpoints, then put the latest state into ``problem``, ``stepper``, ``recorder`` (and the
+        stack's temperature into ``heating``). Returns the latest checkpoint's meta (``stage``,
+        ``stage_done``, ``t``)."""
         try:
             meta, raw = read_checkpoint(self.latest(), comm)
         except CheckpointError as exc:
@@ -86,11 +93,14 @@ class Resume:
         if meta["case_hash"] != case_hash(case_text):
             raise CaseError(f"--resume: the checkpoints in {self.source} were written for another case or other "
                             f"settings (resume with the same case file, --set and --quick)")
+        if (heating is not None) != ("heat" in meta):
+            raise CaseError(f"--resume: the checkpoints in {self.source} were written "
+                            f"{'without' if heating is not None else 'with'} Joule heating")
         for k in range(meta["output"] + 1):
             m, r = self._load(self.source / FOLDER / f"output_{k}.npz", comm)
-            self._put(problem, m, r)
+            self._put(problem, m, r, heating)
             recorder.rewrite_output(m["t"])
-        self._put(problem, meta, raw)
+        self._put(problem, meta, raw, heating)
         stepper.load_state(meta["stepper"])
         recorder.load_state(meta["recorder"], self.source / "transport.csv")
         if comm.rank == 0:
@@ -108,11 +118,16 @@ class Resume:
             raise CaseError(f"--resume: {exc}") from None
 
     @staticmethod
-    def _put(problem, meta: dict, raw: dict) -> None:
+    def _put(problem, meta: dict, raw: dict, heating=None) -> None:
+        spaces = dict(problem.spaces)
+        if heating is not None:
+            spaces.update(heating.spaces())
         try:
-            values = restore_arrays(raw, meta, problem.spaces)
+            values = restore_arrays(raw, meta, spaces)
         except CheckpointError as exc:
             raise CaseError(f"--resume: {exc}") from None
+        if heating is not None:
+            heating.restore(values.pop("heat/T"), meta["heat"])
         snap = {"t": meta["t"], "have_older": meta["have_older"], "past_dt": meta.get("past_dt", []),
                 "u": {}, "u_old": {}, "u_older": {}, "u_oldest": {}}
         for key, arr in values.items():

@@ -142,6 +142,24 @@ class Heating:
             self.temperature.x.array[:] = self._interpolated(t)
         self.temperature.x.scatter_forward()
 
+    def spaces(self) -> dict:
+        """The heat problem's space, by the name its checkpoint arrays use."""
+        return {"heat": self.heat.T.function_space}
+
+    def checkpoint(self) -> tuple[dict, dict, dict]:
+        """(spaces, arrays, meta) of the heat state for a checkpoint (femion.run.checkpoints)."""
+        meta = {"t": self.heat.t, "max_rise": self.max_rise, "max_mean_rise": self.max_mean_rise}
+        return self.spaces(), {"heat/T": ("heat", self.heat.T.x.array.copy())}, meta
+
+    def restore(self, T: np.ndarray, meta: dict) -> None:
+        """Put back a checkpoint's heat state (the temperature at its time, the largest rises so far)."""
+        self.heat.T.x.array[:] = T
+        self.heat.t = float(meta["t"])
+        self.max_rise, self.max_mean_rise = float(meta["max_rise"]), float(meta["max_mean_rise"])
+        self.states = [(self.heat.t, self.heat.T.x.array.copy())]
+        self.temperature.x.array[:] = T
+        self.temperature.x.scatter_forward()
+
     def summary(self) -> dict:
         """What summary.json reports of the heating."""
         per_width = " per metre of width" if self.case.mesh.dimension == 2 else ""

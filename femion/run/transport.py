@@ -39,9 +39,6 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan
     voltages = {s.name: s.voltage for s in solutions}
     planned = plan_protocol(case, {s.name: (s.current, s.voltage) for s in solutions})
     if case.transport.mechanism.thermal:
-        if resume is not None:
-            raise ValueError("transport.mechanism.thermal: a run with Joule heating cannot be resumed yet "
-                             "(the heat state is not checkpointed); run it again from the start")
         dev.heating = Heating(case, stack, {s.name: s for s in solutions}, dev.problem.temperature, comm)
         dev.problem.before_step = dev.heating.at
     recorder = Recorder(dev.problem, writer, tuple(case.output.fields), comm)
@@ -52,7 +49,7 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan
                                                   tolerance=st.tolerance),
                       on_step=recorder.record)
     case_text = dump_case(case)  # checkpoints belong to this resolved case
-    checkpoints = Checkpointer(writer, dev.problem, stepper, recorder, case_text, comm)
+    checkpoints = Checkpointer(writer, dev.problem, stepper, recorder, case_text, comm, heating=dev.heating)
     try:
         stop = run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume, case_text)
         entries = transport_summary(case, stack, dev.problem, planned, recorder, stepper.history, stop)
@@ -79,7 +76,8 @@ def run_protocol(dev, planned, voltages, stepper, recorder, checkpoints, resume=
             recorder.start()
             checkpoints.save("output", 0, False)
         else:
-            meta = resume.restore(dev.problem, stepper, recorder, case_text, checkpoints.comm, checkpoints.folder)
+            meta = resume.restore(dev.problem, stepper, recorder, case_text, checkpoints.comm, checkpoints.folder,
+                                  heating=dev.heating)
             stage = planned[meta["stage"]]
             dev.apply(stage.controls, voltages)  # the state is settled under them already
             if meta["stage_done"]:

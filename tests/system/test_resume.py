@@ -38,9 +38,9 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
-def interrupted_run(out: Path, np_: int, rows: int = 40) -> Path:
+def interrupted_run(out: Path, np_: int, rows: int = 40, args=ARGS) -> Path:
     """The run, stopped by SIGINT once transport.csv has ``rows`` rows (before the 20 s output)."""
-    proc = femion_proc("run", CASE, "--out", str(out), *ARGS, np_=np_)
+    proc = femion_proc("run", CASE, "--out", str(out), *args, np_=np_)
     deadline = time.time() + 240
     while time.time() < deadline:
         csvs = list(out.parent.glob(f"{out.name}.partial-*/transport.csv"))
@@ -117,3 +117,27 @@ def test_a_killed_run_leaves_a_partial_directory_that_resumes(uninterrupted, tmp
     assert np.abs(th_got - th_ref).max() < 1e-10
     got = json.loads((out / "summary.json").read_text())
     assert got["times_s"] == pytest.approx(json.loads((uninterrupted / "summary.json").read_text())["times_s"])
+
+
+HEATED = [*ARGS, "--set", "transport.mechanism.thermal=true"]
+
+
+def test_a_heated_run_resumes_with_its_temperature(tmp_path, capsys):
+    """With Joule heating the checkpoints hold the stack's temperature: interrupted and resumed, the
+    run ends with the uninterrupted run's θ (1e-10) and temperature rise; a heated checkpoint does
+    not continue an unheated run (exit 2, one line)."""
+    ref = tmp_path / "reference"
+    assert cli.main(["run", CASE, "--out", str(ref), *HEATED]) == 0
+    stopped = interrupted_run(tmp_path / "stopped", 1, args=HEATED)
+    out = tmp_path / "resumed"
+    proc = femion_proc("run", CASE, "--out", str(out), *HEATED, "--resume", str(stopped))
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    got, want = (json.loads((p / "summary.json").read_text()) for p in (out, ref))
+    assert got["transport"]["steps"] == want["transport"]["steps"]
+    assert got["thermal"]["max_temperature_rise_K"] == pytest.approx(want["thermal"]["max_temperature_rise_K"],
+                                                                     rel=1e-10)
+    assert np.abs(final_theta(out)[1] - final_theta(ref)[1]).max() < 1e-10
+    assert cli.main(["run", CASE, "--out", str(tmp_path / "cold"), *ARGS, "--resume", str(stopped)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("written for another case" in err[0] or "Joule heating" in err[0]), err
