@@ -80,44 +80,71 @@ class ThermalSolveError(RuntimeError):
     """The linear solve of the heat equation failed."""
 
 
-class HeatProblem:
-    """The heat equation of the module docstring on a stack mesh, for the temperature T (K, P1).
+def stack_properties(mesh, cell_tags, cell_materials: dict[int, ThermalMaterial]) -> tuple[np.ndarray, np.ndarray]:
+    """(k, ρc_p) per local cell (owned and ghost) of a stack mesh from {cell tag: ThermalMaterial};
+    ValueError if a cell has none."""
+    tdim = mesh.topology.dim
+    imap = mesh.topology.index_map(tdim)
+    k, rho_cp = np.full(imap.size_local + imap.num_ghosts, np.nan), np.full(imap.size_local + imap.num_ghosts, np.nan)
+    for tag, mat in cell_materials.items():
+        cells = cell_tags.find(tag)
+        k[cells], rho_cp[cells] = mat.conductivity, mat.volumetric_heat_capacity
+    missing = mesh.comm.allreduce(int(np.isnan(k).sum()), op=MPI.SUM)
+    if missing:
+        raise ValueError(f"{missing} cells of the stack have no thermal material")
+    return k, rho_cp
 
-    ``cell_materials``: {cell tag: ThermalMaterial} covering every cell; ``h``: surface coefficient
-    (W m⁻² K⁻¹) on the outer faces; ``fixed``: boundary facets held at T_∞ (or None);
-    ``T_ambient``: T_∞ (K), also the initial temperature.
+
+def plate_properties(layers: list[tuple[float, ThermalMaterial, np.ndarray]], n_cells: int,
+                     fill: ThermalMaterial) -> tuple[np.ndarray, np.ndarray]:
+    """(K = Σ k_i t_i in W/K, C = Σ ρ_i c_p,i t_i in J m⁻² K⁻¹) per plan cell of a plate whose
+    layers are (thickness t_i, material, the plan cells it covers); where a layer is absent its
+    thickness holds ``fill`` (still air)."""
+    K, C = np.zeros(n_cells), np.zeros(n_cells)
+    for t, mat, cells in layers:
+        here = np.zeros(n_cells, dtype=bool)
+        here[cells] = True
+        K += t * np.where(here, mat.conductivity, fill.conductivity)
+        C += t * np.where(here, mat.volumetric_heat_capacity, fill.volumetric_heat_capacity)
+    return K, C
+
+
+class HeatProblem:
+    """The heat equation of the module docstring for the temperature T (K, P1) on ``mesh``:
+
+        c ∂T/∂t = ∇·(k∇T) + s − h_f (T − T∞)   in the mesh,   −k∇T·n = h (T − T∞) on its boundary.
+
+    A stack (2D section or 3D): k (W m⁻¹ K⁻¹) and c = ρc_p (J m⁻³ K⁻¹) per cell
+    (:func:`stack_properties`), s in W/m³, h_f = 0. A plate on its plan mesh (the thin-film limit,
+    Biot number hH/k ≪ 1): k → K = Σk_i t_i (W/K), c → C = Σρ_i c_p,i t_i (J m⁻² K⁻¹)
+    (:func:`plate_properties`), s = q in W/m², h_f = 2h for its two faces and h → hH on its edges.
+    ``fixed``: boundary facets held at T∞ (or None); ``T_ambient``: T∞ (K), also the initial T.
     """
 
-    def __init__(self, mesh, cell_tags, cell_materials: dict[int, ThermalMaterial], h: float, T_ambient: float,
-                 fixed: np.ndarray | None = None, prefix: str = "femion_heat_"):
+    def __init__(self, mesh, conductivity: np.ndarray, heat_capacity: np.ndarray, h: float, T_ambient: float, *,
+                 face_loss: float = 0.0, fixed: np.ndarray | None = None, prefix: str = "femion_heat_"):
         self.mesh, self.T_ambient = mesh, float(T_ambient)
         tdim = mesh.topology.dim
         DG = dolfinx.fem.functionspace(mesh, ("DG", 0))
         self.k = dolfinx.fem.Function(DG, name="thermal_conductivity")
-        self.rho_cp = dolfinx.fem.Function(DG, name="volumetric_heat_capacity")
-        self.source = dolfinx.fem.Function(DG, name="heat_source")  # s, W/m³
-        n_cells = mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
-        covered = np.zeros(n_cells, dtype=bool)
-        for tag, mat in cell_materials.items():
-            cells = cell_tags.find(tag)
-            self.k.x.array[cells] = mat.conductivity
-            self.rho_cp.x.array[cells] = mat.volumetric_heat_capacity
-            covered[cells] = True
-        missing = mesh.comm.allreduce(int((~covered).sum()), op=MPI.SUM)
-        if missing:
-            raise ValueError(f"{missing} cells of the stack have no thermal material")
+        self.rho_cp = dolfinx.fem.Function(DG, name="heat_capacity")
+        self.source = dolfinx.fem.Function(DG, name="heat_source")  # s, W/m³ (stack) or W/m² (plate)
+        self.k.x.array[:] = conductivity
+        self.rho_cp.x.array[:] = heat_capacity
         V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
         self.T = dolfinx.fem.Function(V, name="T")
         self.T.x.array[:] = self.T_ambient
         self._T_old = dolfinx.fem.Function(V)
         self.t = 0.0
         self.h = dolfinx.fem.Constant(mesh, float(h))
+        self.h_f = dolfinx.fem.Constant(mesh, float(face_loss))
         self._inv_dt = dolfinx.fem.Constant(mesh, 0.0)  # 1/Δt; 0: steady
         T_inf = dolfinx.fem.Constant(mesh, self.T_ambient)
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-        a = (self._inv_dt * self.rho_cp * u * v + self.k * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx \
+        a = ((self._inv_dt * self.rho_cp + self.h_f) * u * v + self.k * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx \
             + self.h * u * v * ufl.ds
-        L = (self._inv_dt * self.rho_cp * self._T_old * v + self.source * v) * ufl.dx + self.h * T_inf * v * ufl.ds
+        L = (self._inv_dt * self.rho_cp * self._T_old * v + (self.source + self.h_f * T_inf) * v) * ufl.dx \
+            + self.h * T_inf * v * ufl.ds
         bcs = []
         if fixed is not None:
             mesh.topology.create_connectivity(tdim - 1, tdim)
@@ -127,7 +154,7 @@ class HeatProblem:
         self._problem = dolfinx.fem.petsc.LinearProblem(
             a, L, bcs=bcs, u=self.T, petsc_options_prefix=prefix,
             petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
-        self._loss = dolfinx.fem.form(self.h * (self.T - T_inf) * ufl.ds)
+        self._loss = dolfinx.fem.form(self.h * (self.T - T_inf) * ufl.ds + self.h_f * (self.T - T_inf) * ufl.dx)
         self._input = dolfinx.fem.form(self.source * ufl.dx)
         self._stored = dolfinx.fem.form(self.rho_cp * (self.T - T_inf) * ufl.dx)
 

@@ -138,9 +138,6 @@ def check_transport(case: Case) -> None:
         if tr.electrolyte.model == "poisson" or tr.oxide.gradient_energy > 0:
             raise ValueError("transport.model: 'shell' is electroneutral without a gradient energy "
                              "(electrolyte.model: electroneutral, oxide.gradient_energy: 0); use 'resolved'")
-        if tr.mechanism.thermal:
-            raise ValueError("transport.mechanism.thermal: the shell model has no stack to heat yet; "
-                             "use transport.model: resolved")
     if tr.mechanism.thermal:
         for layer in case.geometry.layers:
             props = materials.get(layer.material).properties if layer.material else {}

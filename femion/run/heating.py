@@ -16,8 +16,15 @@ import numpy as np
 from femion._dolfinx import dolfinx
 from femion.geometry import plan
 from femion.laws import materials
-from femion.thermal import HeatProblem, ThermalMaterial, joule_heat_flux, radiative_coefficient
-from femion.transport.case_models import plan_points
+from femion.thermal import (
+    HeatProblem,
+    ThermalMaterial,
+    joule_heat_flux,
+    plate_properties,
+    radiative_coefficient,
+    stack_properties,
+)
+from femion.transport.case_models import is_shell, plan_points
 from femion.transport.device import _plan_field
 
 #: heat states kept for the interpolation of retried steps
@@ -43,7 +50,8 @@ def _sampler(flux: dolfinx.fem.Function):
 
 
 class Heating:
-    """The stack's heat problem for ``case`` on ``stack`` (a 2D section or 3D StackMesh), its
+    """The stack's heat problem for ``case`` on ``stack`` (a 2D section or 3D StackMesh; with the
+    shell model the plan mesh, and the stack as a plate on it: femion.thermal), its
     sources from the conductor-stage ``solutions`` ({conductor: SheetSolution}), writing T into
     ``temperature`` (a TemperatureField on the same mesh)."""
 
@@ -53,15 +61,25 @@ class Heating:
         self.T_ambient = float(th.ambient if th.ambient is not None else case.transport.temperature)
         self.h = th.convection + radiative_coefficient(th.emissivity, self.T_ambient)
         self.max_step = float(th.max_step)
-        mats = {stack.names[layer.name]: thermal_material(layer) for layer in case.geometry.layers
-                if layer.name in stack.names}
-        # where a patterned layer is absent its cells hold still air (the electrolyte's uncoated ends)
         air = ThermalMaterial(*(materials.get("air").value(k) for k in ("thermal_conductivity", "density",
                                                                          "heat_capacity")))
-        mats.update({stack.names[f"{layer.name}_absent"]: air for layer in case.geometry.layers
-                     if f"{layer.name}_absent" in stack.names})
-        self.heat = HeatProblem(stack.mesh, stack.cell_tags, mats, self.h, self.T_ambient,
-                                fixed=self._clamped_facets() if th.clamps else None)
+        fixed = self._clamped_facets() if th.clamps else None
+        self.plate = is_shell(case)  # the shell model: the stack as a plate on the plan mesh
+        if self.plate:
+            tdim = stack.mesh.topology.dim
+            n = stack.mesh.topology.index_map(tdim).size_local + stack.mesh.topology.index_map(tdim).num_ghosts
+            K, C = plate_properties([(layer.thickness, thermal_material(layer), stack.cells(layer.name))
+                                     for layer in case.geometry.layers], n, air)
+            H = sum(layer.thickness for layer in case.geometry.layers)
+            self.heat = HeatProblem(stack.mesh, K, C, self.h * H, self.T_ambient, face_loss=2 * self.h, fixed=fixed)
+        else:
+            mats = {stack.names[layer.name]: thermal_material(layer) for layer in case.geometry.layers
+                    if layer.name in stack.names}
+            # where a patterned layer is absent its cells hold still air (the electrolyte's uncoated ends)
+            mats.update({stack.names[f"{layer.name}_absent"]: air for layer in case.geometry.layers
+                         if f"{layer.name}_absent" in stack.names})
+            self.heat = HeatProblem(stack.mesh, *stack_properties(stack.mesh, stack.cell_tags, mats), self.h,
+                                    self.T_ambient, fixed=fixed)
         self.layers = {layer.name: layer for layer in case.geometry.layers}
         self.flux = {name: joule_heat_flux(s.potential, s.sheet_conductance) for name, s in solutions.items()}
         self.power = {name: s.joule_power for name, s in solutions.items()}
@@ -96,7 +114,8 @@ class Heating:
             self.input_power = 0.0
             return
         sample, scale2 = _sampler(self.flux[name]), controls.scale**2
-        thickness = self.layers[name].thickness
+        # a stack spreads the sheet's q (W/m²) over its layer's cells; a plate takes it as it is
+        thickness = 1.0 if self.plate else self.layers[name].thickness
         cells = self.stack.cells(name)
         self.heat.source.x.array[:] = 0.0
         self.heat.source.interpolate(lambda x: scale2 * sample(*plan_points(self.case, x)) / thickness, cells0=cells)

@@ -110,8 +110,6 @@ def test_arrhenius_diffusivities_at_two_temperatures():
 
 
 @pytest.mark.parametrize("items, expected", [
-    (["transport.mechanism.thermal=true", "transport.model=shell", "mesh.dimension=3"],
-     "transport.mechanism.thermal: the shell model has no stack to heat yet"),
     (["transport.mechanism.thermal=true", "thermal.emissivity=1.5"], "thermal.emissivity"),
     (["thermal.convection=10 W/m^2"], "thermal.convection"),
 ])

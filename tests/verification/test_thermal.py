@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from femion._dolfinx import MPI, dolfinx, ufl
-from femion.thermal import HeatProblem, ThermalMaterial, joule_heat_flux, radiative_coefficient
+from femion.thermal import (
+    HeatProblem,
+    ThermalMaterial,
+    joule_heat_flux,
+    plate_properties,
+    radiative_coefficient,
+    stack_properties,
+)
 
 GLASS = ThermalMaterial(1.0, 2500.0, 840.0)
 ITO = ThermalMaterial(5.0, 7100.0, 340.0)
@@ -38,6 +45,11 @@ def stack_section(comm, width: float, nx: int, layers=STACK):
     return msh, ct, edges
 
 
+def heat(msh, ct, materials, **kw) -> HeatProblem:
+    """The heat problem of a stack with ``materials`` {cell tag: ThermalMaterial}."""
+    return HeatProblem(msh, *stack_properties(msh, ct, materials), **kw)
+
+
 def sheet_source(q: float, z0: float, z1: float):
     """s = q/t in the ITO layer z0 < z < z1 (W/m³), 0 elsewhere."""
     return lambda x: np.where((x[1] > z0) & (x[1] < z1), q / (z1 - z0), 0.0)
@@ -60,7 +72,7 @@ def test_steady_stack_under_a_sheet_source_matches_the_1d_solution(comm):
     and the steady plate loses exactly what the source puts in."""
     width, q, h, T_inf = 200 * MM, 400.0, 12.0, 298.15
     msh, ct, z = stack_section(comm, width, 400)
-    p = HeatProblem(msh, ct, {k + 1: m for k, (m, _, _) in enumerate(STACK)}, h=h, T_ambient=T_inf)
+    p = heat(msh, ct, {k + 1: m for k, (m, _, _) in enumerate(STACK)}, h=h, T_ambient=T_inf)
     p.set_source(sheet_source(q, z[1], z[2]))
     p.steady()
     R1 = 1 / h + STACK[0][1] / GLASS.conductivity + STACK[1][1] / 2 / ITO.conductivity
@@ -79,7 +91,7 @@ def test_a_thin_heated_plate_warms_with_its_lumped_time_constant(comm):
     layers = [(GLASS, H, 4)]
     width = 400 * MM
     msh, ct, _ = stack_section(comm, width, 100, layers)
-    p = HeatProblem(msh, ct, {1: GLASS}, h=h, T_ambient=298.15)
+    p = heat(msh, ct, {1: GLASS}, h=h, T_ambient=298.15)
     p.set_source(lambda x: np.full(x.shape[1], s))
     tau = GLASS.volumetric_heat_capacity * H / (2 * h)
     for _ in range(200):
@@ -92,7 +104,7 @@ def test_a_thin_heated_plate_warms_with_its_lumped_time_constant(comm):
 def test_energy_is_conserved_step_by_step(comm):
     """Backward Euler: the stored heat grows by Δt (input − loss at the step's end) every step, to 1e-7."""
     msh, ct, z = stack_section(comm, 20 * MM, 40)
-    p = HeatProblem(msh, ct, {k + 1: m for k, (m, _, _) in enumerate(STACK)}, h=10.0, T_ambient=298.15)
+    p = heat(msh, ct, {k + 1: m for k, (m, _, _) in enumerate(STACK)}, h=10.0, T_ambient=298.15)
     p.set_source(sheet_source(800.0, z[1], z[2]))
     stored = p.stored_heat()
     for dt in (1.0, 5.0, 20.0):
@@ -107,15 +119,44 @@ def test_clamped_faces_draw_heat_and_lower_the_peak(comm):
     steady loss through h falls below the input and the peak falls."""
     msh, ct, z = stack_section(comm, 50 * MM, 100)
     mats = {k + 1: m for k, (m, _, _) in enumerate(STACK)}
-    free = HeatProblem(msh, ct, mats, h=10.0, T_ambient=298.15, prefix="free_")
+    free = heat(msh, ct, mats, h=10.0, T_ambient=298.15, prefix="free_")
     msh.topology.create_connectivity(1, 2)
     ends = dolfinx.mesh.locate_entities_boundary(msh, 1, lambda x: np.isclose(x[0], 0) | np.isclose(x[0], 50 * MM))
-    clamped = HeatProblem(msh, ct, mats, h=10.0, T_ambient=298.15, fixed=ends, prefix="clamped_")
+    clamped = heat(msh, ct, mats, h=10.0, T_ambient=298.15, fixed=ends, prefix="clamped_")
     for p in (free, clamped):
         p.set_source(sheet_source(800.0, z[1], z[2]))
         p.steady()
     assert clamped.extremes()[0] < 0.9 * free.extremes()[0]
     assert clamped.heat_loss() < 0.95 * clamped.heat_input()
+
+
+def test_the_plate_limit_matches_the_stack(comm):
+    """The thin-film limit on the plan (a plate: K = Σkt, C = Σρc_p t, two faces losing 2h, its edges
+    hH) beside the resolved stack (section) under the same sheet source: the mean rise after 60 s
+    within 1 %, the steady rise within 2 % of the ITO's at the middle (the stack's through-thickness
+    drop is of the order of the Biot number) and the plate's energy balance exact."""
+    width, q, h = 200 * MM, 400.0, 12.0
+    msh, ct, z = stack_section(comm, width, 200)
+    stack = heat(msh, ct, {k + 1: m for k, (m, _, _) in enumerate(STACK)}, h=h, T_ambient=298.15, prefix="st_")
+    stack.set_source(sheet_source(q, z[1], z[2]))
+    line = dolfinx.mesh.create_interval(comm, 200, [0.0, width])
+    n = line.topology.index_map(1).size_local + line.topology.index_map(1).num_ghosts
+    every = np.arange(n, dtype=np.int32)
+    K, C = plate_properties([(t, m, every) for m, t, _ in STACK], n, GLASS)
+    H = sum(t for _, t, _ in STACK)
+    plate = HeatProblem(line, K, C, h * H, 298.15, face_loss=2 * h, prefix="plate_")
+    plate.set_source(lambda x: np.full(x.shape[1], q))
+    for p in (stack, plate):
+        for _ in range(12):
+            p.step(5.0)
+    mid = 0.5 * (z[1] + z[2])
+    # the mean rise (the plate's T is the stack's thickness average)
+    assert plate.extremes()[1] == pytest.approx(stack.extremes()[1], rel=0.01)
+    stack.steady()
+    plate.steady()
+    assert value_at(plate, width / 2, 0.0) - 298.15 == pytest.approx(value_at(stack, width / 2, mid) - 298.15,
+                                                                     rel=0.02)
+    assert plate.heat_loss() == pytest.approx(plate.heat_input(), rel=1e-9)
 
 
 def test_radiative_coefficient():
@@ -150,7 +191,7 @@ def test_one_and_two_ranks_give_the_same_temperature(comm):
     out = []
     for c in (comm, MPI.COMM_SELF):
         msh, ct, z = stack_section(c, 20 * MM, 40)
-        p = HeatProblem(msh, ct, {k + 1: m for k, (m, _, _) in enumerate(STACK)}, h=10.0, T_ambient=298.15,
+        p = heat(msh, ct, {k + 1: m for k, (m, _, _) in enumerate(STACK)}, h=10.0, T_ambient=298.15,
                         prefix=f"ranks{c.size}_")
         p.set_source(sheet_source(800.0, z[1], z[2]))
         p.steady()
