@@ -132,6 +132,8 @@ def _report_header(res) -> dict:
         "host": (tr or {}).get("oxide_material"),
         # Joule heating (transport.mechanism.thermal): the largest rise of T over the stack and the run
         "max_temperature_rise_K": (s.get("thermal") or {}).get("max_temperature_rise_K"),
+        "heated": bool((tr.get("mechanism") or {}).get("thermal")),
+        "current_A": s.get("current_A"),  # the first drive's current as the case sets it
     }
     if not rep["description"] or not rep["observation"]:
         try:  # older summaries: take them from the resolved case
@@ -315,6 +317,45 @@ def _final_stage(rep: dict, actions) -> dict | None:
     return hits[-1] if hits else None
 
 
+def _current_sweep_figure(path: Path, rows: list[dict]) -> Path | None:
+    """Seed 000 Fig. 5b: the Li centroid's displacement (mm) and mean rate (mm/min) over the last
+    drive against the drive current, one series without and one with Joule heating, when the
+    variants differ in current (None otherwise). A line through the origin fitted to the unheated
+    points shows how far the motion is proportional to I."""
+    pts = [r for r in rows if r.get("current_A") is not None and r.get("displacement_mm") is not None]
+    if len({abs(r["current_A"]) for r in pts}) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for heated, style, name in ((False, "o-", "ohmic drop only"), (True, "s--", "with Joule heating")):
+        series = sorted((abs(r["current_A"]), r["displacement_mm"], r["rate_mm_per_min"]) for r in pts
+                        if bool(r.get("heated")) == heated)
+        if not series:
+            continue
+        current, moved, rate = (np.array([v if v is not None else np.nan for v in col]) for col in zip(*series, strict=True))
+        axes[0].plot(current * 1e3, moved, style, label=name)
+        axes[1].plot(current * 1e3, rate, style, label=name)
+        if not heated and len(current) > 1:
+            slope = float(current @ moved / (current @ current))
+            grid = np.linspace(0, current.max(), 20)
+            axes[0].plot(grid * 1e3, slope * grid, ":", color="0.5", label="∝ I (fit)")
+    axes[0].set(xlabel="drive current (mA)", ylabel="Li centroid displacement (mm)", title="distance")
+    axes[1].set(xlabel="drive current (mA)", ylabel="mean rate (mm/min)", title="rate over the drive")
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = path / "figures" / "current_sweep.png"
+    out.parent.mkdir(exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def _variants_figure(path: Path, names: list[str], reports: dict) -> Path | None:
     import matplotlib
 
@@ -410,6 +451,14 @@ def variants_report(path: Path, summary: dict) -> tuple[dict, list[str]]:
         md += [f"(no comparison figure: {type(exc).__name__}: {exc})", ""]
     if fig is not None:
         md += [f"![variants](figures/{fig.name})", ""]
+    try:
+        sweep = _current_sweep_figure(path, rep["comparison"])
+    except Exception as exc:
+        sweep = None
+        md += [f"(no current-sweep figure: {type(exc).__name__}: {exc})", ""]
+    if sweep is not None:
+        md += ["Distance and rate against the drive current (seed 000 Fig. 5b):", "",
+               f"![current sweep](figures/{sweep.name})", ""]
     for n in names:
         md += _case_markdown(reports[n], path / n, level=2, prefix=f"{n}/", title=f"Variant {n}")
     return rep, md
@@ -425,4 +474,14 @@ def _comparison_row(name: str, r: dict) -> dict:
             "front_from_source_mm": (e.get("front_from_source_mm") or [None])[-1],
             "tau_relax_s": (x.get("relaxation") or {}).get("tau_s"),
             "max_temperature_rise_K": r.get("max_temperature_rise_K"),
-            "conservation_error_rel": r.get("conservation_error_rel")}
+            "conservation_error_rel": r.get("conservation_error_rel"),
+            "current_A": r.get("current_A"), "heated": r.get("heated", False),
+            "rate_mm_per_min": _rate(e)}
+
+
+def _rate(stage: dict) -> float | None:
+    """Mean speed of the Li centroid over a moving stage (mm/min): displacement / duration."""
+    d, t0, t1 = stage.get("displacement_mm"), stage.get("t_start_s"), stage.get("t_end_s")
+    if d is None or t0 is None or t1 is None or t1 <= t0:
+        return None
+    return d / ((t1 - t0) / 60.0)

@@ -99,7 +99,8 @@ def test_quick_case_writes_figures_report_and_optics(runs, name):
 
 def test_larger_current_moves_more_li(tmp_path):
     """Fig. 5a,b: the displacement in the same time grows with the current, with and without Joule
-    heating; heating adds to it and its rise grows as I² (ΔT(0.2 A)/ΔT(0.1 A) = 4 within 5 %)."""
+    heating; heating adds to it and its rise grows as I² (ΔT(0.2 A)/ΔT(0.1 A) = 4 within 5 %); the
+    report plots distance and rate against current (Fig. 5b) from its comparison rows."""
     out = tmp_path / "sweep"
     assert cli.main(["run", str(CASES / "fig5ab_current_sweep.yaml"), "--quick", "--out", str(out),
                      "--no-progress"]) == 0
@@ -116,6 +117,15 @@ def test_larger_current_moves_more_li(tmp_path):
         hot, cold = (first_drive(out / f"I_{i}{h}")[0]["displacement_mm"] for h in ("_heated", ""))
         assert hot > cold
     assert "ΔT max (K)" in (out / "report.md").read_text()
+    # Fig. 5b: distance and rate against current, with and without heating, in the report
+    rows = json.loads((out / "report.json").read_text())["comparison"]
+    for r in rows:
+        stage = first_drive(out / r["variant"])[0]
+        assert r["rate_mm_per_min"] == pytest.approx(
+            r["displacement_mm"] / ((stage["t_end_s"] - stage["t_start_s"]) / 60), rel=1e-12)
+    assert {r["heated"] for r in rows} == {False, True} and len({r["current_A"] for r in rows}) == 4
+    assert (out / "figures" / "current_sweep.png").is_file() and "figures/current_sweep.png" in (
+        out / "report.md").read_text()
     assert (out / "report.md").is_file() and (out / "figures" / "variants.png").is_file()
 
 
