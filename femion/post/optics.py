@@ -184,37 +184,91 @@ def _image(film: _Film, t: float, nx: int = 500) -> tuple[np.ndarray, tuple]:
     return rgb, (x0 * MM, x1 * MM, y0 * MM, y1 * MM)
 
 
+def _outlines(film: _Film) -> list[tuple[str, object, dict]]:
+    """(label, plan geometry in m, line style) of what the paper's photos show by eye: the
+    electrolyte's coated area and the driven conductors' tracks, where they are patterned."""
+    from femion.geometry.plan import pattern_geometry
+
+    case, out = film.case, []
+    tr = case.transport_layers()
+    if tr.electrolyte is not None and tr.electrolyte.pattern is not None:
+        out.append(("electrolyte", pattern_geometry(tr.electrolyte.pattern, case.geometry.plate),
+                    {"color": "#00b4d8", "ls": "--", "lw": 1.4}))
+    for d in case.drives:
+        layer = case.layer(d.conductor)
+        if layer.pattern is not None and layer.kind == "conductor":
+            out.append((f"{d.conductor} track", pattern_geometry(layer.pattern, case.geometry.plate),
+                        {"color": "#f77f00", "ls": ":", "lw": 1.6}))
+    return out
+
+
+def _stage_drive(film: _Film, t: float) -> dict | None:
+    """The drive or reverse stage ending at (or running at) ``t``, with its current and destination."""
+    for st in _stages(film.summary):
+        if st["t_start_s"] - 1e-9 < t <= st["t_end_s"] + 1e-9 and st.get("toward_xy_m") is not None \
+                and st.get("action") in ("drive", "reverse"):
+            return st
+    return None
+
+
 def _photo_figure(film: _Film, t: float, label: str):
-    """A matplotlib figure: the plate coloured by T(x, y), monitors, a 1 cm scale bar."""
+    """A matplotlib figure: the plate coloured by T(x, y) with its colour bar, the coated area and
+    the driven track outlined, the current's direction while a drive runs, monitors labelled
+    beside their squares, a 1 cm scale bar."""
     plt = _plt()
     from matplotlib import patheffects
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
 
     halo = [patheffects.withStroke(linewidth=3, foreground="black")]
     rgb, extent = _image(film, t)
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=100)
     ax.imshow(rgb, origin="lower", extent=extent, interpolation="bilinear")
+    for name, geom, style in _outlines(film):
+        for poly in getattr(geom, "geoms", [geom]):
+            for line in [poly.exterior, *poly.interiors] if hasattr(poly, "exterior") else []:
+                gx, gy = line.xy
+                ax.plot(np.asarray(gx) * MM, np.asarray(gy) * MM, label=name, **style)
+                name = None  # one legend entry per outline
+    x0, x1, y0, y1 = extent
     for name, geom in film.monitors.items():
         for line in getattr(geom.boundary, "geoms", [geom.boundary]):
             gx, gy = line.xy
             ax.plot(np.asarray(gx) * MM, np.asarray(gy) * MM, color="black", lw=1.2)
-        c = geom.centroid
-        ax.text(c.x * MM, c.y * MM, name, ha="center", va="center", fontsize=11, weight="bold", color="white",
-                path_effects=halo)
-    x0, x1, y0, y1 = extent
+        # the label just above its square, so it does not hide what the square shows
+        bx0, by0, bx1, by1 = geom.bounds
+        ax.text(0.5 * (bx0 + bx1) * MM, by1 * MM + 0.02 * (y1 - y0), name, ha="center", va="bottom", fontsize=10,
+                weight="bold", color="white", path_effects=halo)
     bx, by = x1 - 0.05 * (x1 - x0) - 10.0, y0 + 0.08 * (y1 - y0)
     ax.plot([bx, bx + 10.0], [by, by], color="white", lw=3, path_effects=halo)
     ax.text(bx + 5.0, by + 0.03 * (y1 - y0), "1 cm", ha="center", va="bottom", fontsize=10, color="white",
             path_effects=halo)
+    drive = _stage_drive(film, t)
+    if drive is not None:  # the current's direction: toward the end it flows to
+        toward = float(drive["toward_xy_m"][0]) * MM
+        xc, dx = 0.5 * (x0 + x1), 0.2 * (x1 - x0) * (1 if toward > 0.5 * (x0 + x1) else -1)
+        ya = y1 + 0.06 * (y1 - y0)
+        ax.annotate("", xy=(xc + dx, ya), xytext=(xc - dx, ya), annotation_clip=False,
+                    arrowprops={"arrowstyle": "-|>", "color": "#d62828", "lw": 2})
+        current = drive.get("current_A")
+        text = f"I = {abs(current):g} A in {drive.get('conductor')}" if current is not None else "current"
+        ax.text(xc, ya + 0.02 * (y1 - y0), text, ha="center", va="bottom", fontsize=9, color="#d62828")
     ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="0.3", lw=1)
     ax.set_xlim(x0 - 1, x1 + 1)
-    ax.set_ylim(y0 - 1, y1 + 1)
+    ax.set_ylim(y0 - 1, y1 + 0.2 * (y1 - y0))
     ax.set_aspect("equal")
     ax.set_xlabel("x (mm)")
     ax.set_ylabel("y (mm)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left", fontsize=8, framealpha=0.8)
+    T0 = film.bleached_transmittance
+    levels = np.linspace(0.0, T0, 256)
+    cmap = ListedColormap(optics.film_colour(levels))
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, T0), cmap), ax=ax, fraction=0.03, pad=0.02)
+    bar.set_label("transmittance T (ΔOD = log₁₀(T₀/T))")
     where = "x–z section, uniform in y" if film.section else "plan"
     stage = f", {label}" if label and not label.startswith("t=") else ""
     ax.set_title(f"{film.summary['case']}: film at t = {t / MIN:.3g} min{stage} ({where})", fontsize=10)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.9)
     return fig
 
 

@@ -127,3 +127,19 @@ def test_optics_of_a_transport_run(tmp_path):
     assert any(n.startswith("photo_") for n in names)
     for p in files:
         assert p.is_file() and p.stat().st_size > 5000, p
+
+    # a photo shows what it claims: a transmittance colour bar, the coated area outlined, the
+    # current's direction while the drive runs, the monitors labelled outside their squares
+    from femion.post.optics import _open, _photo_figure
+
+    film = _open(out)
+    fig = _photo_figure(film, res.times[-1], "drive")
+    photo, bar = fig.axes
+    assert "transmittance" in bar.get_ylabel()
+    assert "electrolyte" in [t.get_text() for t in photo.get_legend().get_texts()]
+    assert any("I = 0.2 A" in t.get_text() for t in photo.texts)
+    (arrow,) = [a for a in photo.texts if getattr(a, "arrow_patch", None) is not None]
+    assert arrow.xy[0] > arrow.xyann[0]  # the strip's current flows toward x_max
+    for label in (t for t in photo.texts if t.get_text() in ("L", "R")):
+        geom = film.monitors[label.get_text()]
+        assert label.get_position()[1] > geom.bounds[3] * 1e3  # above the square, in mm
