@@ -236,7 +236,7 @@ def _photo_figure(film: _Film, t: float, label: str):
             gx, gy = line.xy
             ax.plot(np.asarray(gx) * MM, np.asarray(gy) * MM, color="black", lw=1.2)
         # the label just above its square, so it does not hide what the square shows
-        bx0, by0, bx1, by1 = geom.bounds
+        bx0, _, bx1, by1 = geom.bounds
         ax.text(0.5 * (bx0 + bx1) * MM, by1 * MM + 0.02 * (y1 - y0), name, ha="center", va="bottom", fontsize=10,
                 weight="bold", color="white", path_effects=halo)
     bx, by = x1 - 0.05 * (x1 - x0) - 10.0, y0 + 0.08 * (y1 - y0)
