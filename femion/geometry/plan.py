@@ -63,6 +63,16 @@ def pattern_geometry(pattern: Pattern | None, plate: Plate) -> BaseGeometry:
     return inc
 
 
+def track_centreline(pattern: Pattern | None, plate: Plate):
+    """The centreline (a shapely LineString, m, from its start pad to its end pad) of the first
+    "2"-shaped track in ``pattern``; None if it has none."""
+    for shape in pattern.include if pattern is not None else []:
+        if shape.two_track is not None and shape.two_track.pad is None:
+            t = shape.two_track
+            return two_track_pattern(plate.length, plate.width, t.track_width, margin=t.margin).centreline
+    return None
+
+
 def _outside_message(where: str, plate: Plate) -> str:
     return (
         f"{where}: extends outside the plate (allowed: x in [0, {plate.length:g}] m, "

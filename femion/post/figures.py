@@ -192,7 +192,8 @@ def render_mesh(plan_file: Path, stack_file: Path, out: Path, layer_z: dict[str,
 
 def plot_transport(path: Path) -> list[Path]:
     """Line plots of θ (oxide) and c of the exchanged ion (electrolyte) along x at every output time,
-    through the middle of the plate; for 3D runs also a plan map of θ at the last output."""
+    through the middle of the plate (3D: through the coated area's or the driven track's middle);
+    for 3D runs also a plan map of θ at the last output and, over a "2"-shaped track, θ̄ along it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,7 +206,10 @@ def plot_transport(path: Path) -> list[Path]:
     (x0, x1), (y0, y1) = res.plate_bounds
     zo = float(np.mean(res.layer_z[s["transport"]["oxide_layer"]]))
     ze = float(np.mean(res.layer_z[s["transport"]["electrolyte_layer"]]))
+    case = _case_of(path)
     yc = s["transport"].get("section_y_m", 0.5 * (y0 + y1))
+    if s["transport"]["dimension"] == 3 and case is not None:
+        yc = _feature_y(case, yc)
     xs = np.linspace(x0, x1, 400)[1:-1]
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
     ion = s["transport"]["exchanging"]
@@ -239,7 +243,66 @@ def plot_transport(path: Path) -> list[Path]:
         plt.close(fig)
     if "T" in res.transport_fields():
         out.append(_plot_temperature_rise(res, path, zo, yc, xs, plt))
+    if s["transport"]["dimension"] == 3 and case is not None:
+        along = _plot_along_track(res, case, path, zo, plt)
+        if along is not None:
+            out.append(along)
     return out
+
+
+def _case_of(path: Path):
+    """The run's resolved case (case.yaml), or None if it cannot be read (figures still drawn)."""
+    import yaml
+
+    from femion.config import validate_case
+
+    try:
+        return validate_case(yaml.safe_load((path / "case.yaml").read_text()))
+    except Exception:  # a figure must not fail on an old or damaged case.yaml
+        return None
+
+
+def _feature_y(case, default: float) -> float:
+    """y (m) of the line the x-profiles of a 3D run follow: through the middle of the electrolyte's
+    coated area if it is patterned, else through the driven track's, else ``default``."""
+    from femion.geometry.plan import pattern_geometry
+
+    el = case.transport_layers().electrolyte
+    patterns = [el.pattern if el is not None else None] + [case.layer(d.conductor).pattern for d in case.drives]
+    for pattern in patterns:
+        if pattern is not None:
+            return float(pattern_geometry(pattern, case.geometry.plate).centroid.y)
+    return default
+
+
+def _plot_along_track(res, case, path: Path, zo: float, plt) -> Path | None:
+    """θ̄ along a "2"-shaped driven track's centreline, by arc length from its start pad, at every
+    output time (seed 000 Fig. 5c follows the track, not x); None without such a track."""
+    from scipy.interpolate import LinearNDInterpolator
+
+    from femion.geometry.plan import track_centreline
+
+    line = next((c for c in (track_centreline(case.layer(d.conductor).pattern, case.geometry.plate)
+                             for d in case.drives) if c is not None), None)
+    if line is None:
+        return None
+    arc = np.linspace(0.0, line.length, 300)
+    pts = np.array([line.interpolate(v).coords[0] for v in arc])
+    fig, ax = plt.subplots(figsize=(9, 4))
+    cmap = plt.get_cmap("viridis")
+    for k, t in enumerate(res.times):
+        xy, th = res.film_filling(t)
+        ax.plot(arc * MM, LinearNDInterpolator(xy, th)(pts), color=cmap(k / max(len(res.times) - 1, 1)),
+                label=f"t = {t:g} s")
+    ax.set_xlabel("arc length along the track's centreline from its start pad (mm)")
+    ax.set_ylabel("mean film filling θ̄")
+    ax.set_title(f"{res.summary['case']}: the film along the driven track")
+    ax.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    target = path / "figures" / "theta_along_track.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
 
 
 def _plan_map(fig, ax, res, name: str, z: float, time: float, cmap: str, label: str, offset: float = 0.0) -> None:

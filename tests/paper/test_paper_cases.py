@@ -212,6 +212,10 @@ def test_two_track_change_is_confined_to_the_track_and_follows_it(runs):
     assert along[:5].max() < -0.05 and along[-5:].min() > 0.05
     assert spearmanr(s, along).statistic > 0.95
     assert abs(spearmanr(pts[:, 0], along).statistic) < 0.5
+    # the figures follow the track too: θ̄ against arc length from the start pad
+    assert (runs["fig5c_two_track"] / "figures" / "theta_along_track.png").is_file()
+    assert plan.track_centreline(case.layer("bottom_ito").pattern, case.geometry.plate).equals(track.centreline)
+    assert plan.track_centreline(None, case.geometry.plate) is None
 
 
 def test_li_moves_only_under_the_electrolyte(runs):
