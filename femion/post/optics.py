@@ -276,8 +276,23 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "t"
 
 
+#: the shade of each kind of stage in the monitor plot (seed 000 Fig. 2 bands its stages)
+STAGE_COLOURS = {"inject": "#c8e6c9", "drive": "#ffe0b2", "reverse": "#ffccbc", "relax": "#e3f2fd",
+                 "remove": "#eeeeee"}
+
+
 def plot_monitors(film: _Film, out: Path) -> Path:
-    """T of each monitor (and the film mean) against time (min), stage boundaries marked."""
+    """Write :func:`_monitors_figure` to ``out``."""
+    plt = _plt()
+    fig = _monitors_figure(film)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _monitors_figure(film: _Film):
+    """T of each monitor (and the film mean) against time (min), each stage a shaded band labelled
+    with it (seed 000 Fig. 2 and Supp. Fig. 3)."""
     plt = _plt()
     times = np.asarray(film.res.times)
     maps = [film.transmittance_map(t) for t in times]
@@ -288,6 +303,8 @@ def plot_monitors(film: _Film, out: Path) -> Path:
     ax.plot(times / MIN, [T.mean() for _, T in maps], color="0.4", ls="--", label="film mean")
     stages = _stages(film.summary)
     for st in stages:
+        ax.axvspan(st["t_start_s"] / MIN, st["t_end_s"] / MIN, color=STAGE_COLOURS.get(st.get("action"), "#f5f5f5"),
+                   alpha=0.8, zorder=0, label=None)
         ax.axvline(st["t_start_s"] / MIN, color="0.6", lw=0.8)
         ax.text(0.5 * (st["t_start_s"] + st["t_end_s"]) / MIN, 1.0, _stage_label(st), ha="center", va="bottom",
                 fontsize=8, transform=ax.get_xaxis_transform())
@@ -300,9 +317,7 @@ def plot_monitors(film: _Film, out: Path) -> Path:
     ax.set_title(f"{film.summary['case']}: T = T0·10^(−CE·Q), CE = {film.coloration_efficiency * 1e4:.3g} cm²/C, "
                  f"T0 = {film.bleached_transmittance:g}", fontsize=9, pad=14 if stages else 6)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def _frames(film: _Film):

@@ -138,6 +138,12 @@ def test_optics_of_a_transport_run(tmp_path):
     assert "transmittance" in bar.get_ylabel()
     assert "electrolyte" in [t.get_text() for t in photo.get_legend().get_texts()]
     assert any("I = 0.2 A" in t.get_text() for t in photo.texts)
+    # the monitor plot: transmittance against time, one shaded band per stage
+    from femion.post.optics import _monitors_figure
+
+    (mon,) = _monitors_figure(film).axes
+    assert mon.get_ylabel() == "transmittance T" and mon.get_xlabel() == "t (min)"
+    assert len(mon.patches) == len(film.summary["protocol"]) >= 1  # the stage bands
     (arrow,) = [a for a in photo.texts if getattr(a, "arrow_patch", None) is not None]
     assert arrow.xy[0] > arrow.xyann[0]  # the strip's current flows toward x_max
     for label in (t for t in photo.texts if t.get_text() in ("L", "R")):
