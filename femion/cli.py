@@ -90,6 +90,55 @@ def cmd_run(args, comm) -> int:
     return 0
 
 
+def cmd_reproduce(args, comm) -> int:
+    """Run every paper case of ``args.cases_dir`` (a case with an ``observation``) into
+    ``args.out/<case>``, then write the table of their headline figures (femion.post.reproduce)."""
+    import time
+
+    import yaml
+
+    from femion.config import CaseError, load_runs
+    from femion.post.reproduce import case_rows, write_table
+    from femion.results import on_root
+    from femion.run.interrupts import stop_on_signals
+    from femion.run.pipeline import run_case
+    from femion.run.variants import run_variants
+
+    folder = Path(args.cases_dir)
+    files = sorted(folder.glob("*.yaml"))
+    paper = [f for f in files if (yaml.safe_load(f.read_text()) or {}).get("observation")]
+    if args.cases:
+        unknown = sorted(set(args.cases) - {f.stem for f in paper})
+        if unknown:
+            raise CaseError(f"--cases: {', '.join(unknown)} is not a paper case in {folder} "
+                            f"(allowed: {', '.join(f.stem for f in paper)})")
+        paper = [f for f in paper if f.stem in args.cases]
+    if not paper:
+        raise CaseError(f"{folder}: no paper cases (case files with an 'observation')")
+    out = Path(args.out)
+    entries, failed = [], 0
+    with stop_on_signals():
+        for f in paper:
+            base, runs = load_runs(f, [], quick=args.quick)
+            t0 = time.perf_counter()
+            entry = {"case": f.stem, "observation": base.observation}
+            try:
+                if len(runs) == 1 and runs[0][0] is None:
+                    run_case(runs[0][1], out / f.stem, comm, progress=not args.no_progress)
+                else:
+                    run_variants(base, runs, out / f.stem, comm, progress=not args.no_progress)
+                entry["rows"] = case_rows(f.stem, out / f.stem)
+            except Exception as exc:  # one case failing does not lose the others
+                if comm.size > 1 and not isinstance(exc, CaseError):
+                    raise
+                failed += 1
+                entry["error"] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            entry["wall_time_s"] = time.perf_counter() - t0
+            entries.append(entry)
+    on_root(comm, lambda: print(write_table(out, entries)), f"cannot write the table in {out}")
+    return EXIT_FAILURE if failed else 0
+
+
 def cmd_report(args, comm) -> int:
     from femion.post.report import write_report
     from femion.results import on_root
@@ -194,11 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="(re)write report.md: measured outcomes beside the paper's observation")
     rp.add_argument("result")
     sub.add_parser("info", help="versions, MPI size and PETSc packages")
+    rr = sub.add_parser("reproduce", help="run every paper case and write a table of their headline figures")
+    rr.add_argument("cases_dir", nargs="?", default="cases", help="folder of case files (default cases/)")
+    rr.add_argument("--out", default="results/reproduce", help="results directory (default results/reproduce)")
+    rr.add_argument("--cases", nargs="+", metavar="NAME", help="only these paper cases (file names without .yaml)")
+    rr.add_argument("--quick", action="store_true", help="each case's 'quick' overrides")
+    rr.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_validate, "info": cmd_info,
-            "report": cmd_report}
+            "report": cmd_report, "reproduce": cmd_reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:
