@@ -32,6 +32,7 @@ from femion.post.metrics import (  # noqa: F401 (node_weights, ... are also read
     share_in_destination_third,
     weighted_mean_std,
 )
+from femion.post.optics import _plt
 from femion.protocol.actions import report_texts, with_metrics
 
 _MOVING = with_metrics("motion")
@@ -317,6 +318,16 @@ def _final_stage(rep: dict, actions) -> dict | None:
     return hits[-1] if hits else None
 
 
+def _save(plt, fig, path: Path, name: str) -> Path:
+    """Write ``fig`` to ``path/figures/name`` (laid out, 120 dpi) and close it."""
+    fig.tight_layout()
+    out = path / "figures" / name
+    out.parent.mkdir(exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def _current_sweep_figure(path: Path, rows: list[dict]) -> Path | None:
     """Seed 000 Fig. 5b: the Li centroid's displacement (mm) and mean rate (mm/min) over the last
     drive against the drive current, one series without and one with Joule heating, when the
@@ -325,10 +336,7 @@ def _current_sweep_figure(path: Path, rows: list[dict]) -> Path | None:
     pts = [r for r in rows if r.get("current_A") is not None and r.get("displacement_mm") is not None]
     if len({abs(r["current_A"]) for r in pts}) < 2:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for heated, style, name in ((False, "o-", "ohmic drop only"), (True, "s--", "with Joule heating")):
@@ -348,19 +356,11 @@ def _current_sweep_figure(path: Path, rows: list[dict]) -> Path | None:
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = path / "figures" / "current_sweep.png"
-    out.parent.mkdir(exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path, "current_sweep.png")
 
 
 def _variants_figure(path: Path, names: list[str], reports: dict) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
 
     from femion.results.reader import open_result
 
@@ -388,12 +388,7 @@ def _variants_figure(path: Path, names: list[str], reports: dict) -> Path | None
         plt.close(fig)
         return None
     ax.legend()
-    fig.tight_layout()
-    out = path / "figures" / "variants.png"
-    out.parent.mkdir(exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path, "variants.png")
 
 
 @one_blas_thread
