@@ -25,7 +25,7 @@ from femion.thermal import (
     stack_properties,
 )
 from femion.transport.case_models import is_shell, plan_points
-from femion.transport.device import _plan_field
+from femion.transport.device import plan_field
 
 #: heat states kept for the interpolation of retried steps
 KEPT_STATES = 64
@@ -46,7 +46,7 @@ def _sampler(flux: dolfinx.fem.Function):
     comm = msh.comm
     xy = np.vstack(comm.allgather(mid))
     vals = np.concatenate(comm.allgather(flux.x.array[:n].copy()))
-    return _plan_field(xy, vals)
+    return plan_field(xy, vals)
 
 
 class Heating:
@@ -81,7 +81,9 @@ class Heating:
             self.heat = HeatProblem(stack.mesh, *stack_properties(stack.mesh, stack.cell_tags, mats), self.h,
                                     self.T_ambient, fixed=fixed)
         self.layers = {layer.name: layer for layer in case.geometry.layers}
-        self.flux = {name: joule_heat_flux(s.potential, s.sheet_conductance) for name, s in solutions.items()}
+        # each sheet's q(x, y) = G|∇φ_s|² at its solved drive, as a plan sampler (built once: a
+        # stage change, and each step of a source ramp, only rescales it)
+        self.flux = {name: _sampler(joule_heat_flux(s.potential, s.sheet_conductance)) for name, s in solutions.items()}
         self.power = {name: s.joule_power for name, s in solutions.items()}
         self.states: list[tuple[float, np.ndarray]] = [(0.0, self.heat.T.x.array.copy())]
         self.max_rise = 0.0  # largest T − T∞ anywhere, over the run (K)
@@ -113,7 +115,7 @@ class Heating:
             self.heat.set_source(None)
             self.input_power = 0.0
             return
-        sample, scale2 = _sampler(self.flux[name]), controls.scale**2
+        sample, scale2 = self.flux[name], controls.scale**2
         # a stack spreads the sheet's q (W/m²) over its layer's cells; a plate takes it as it is
         thickness = 1.0 if self.plate else self.layers[name].thickness
         cells = self.stack.cells(name)

@@ -121,7 +121,7 @@ class Device:
             p.u[n].x.scatter_forward()
 
 
-def _plan_field(xy: np.ndarray, values: np.ndarray, line: bool = False):
+def plan_field(xy: np.ndarray, values: np.ndarray, line: bool = False):
     """(qx, qy) → values interpolated from plan points ``xy`` (N, 2): linear, the nearest value
     outside their hull; along x only when the points lie on a section line."""
     from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
@@ -149,7 +149,7 @@ def _plan_transfer(case: Case, x_from, values, x_to, comm) -> np.ndarray:
     uniq, inv = np.unique(key, axis=0, return_inverse=True)
     inv = inv.ravel()
     mean = np.bincount(inv, weights=vals) / np.bincount(inv)
-    return _plan_field(uniq * 1e-9, mean, line=case.mesh.dimension == 2)(*plan_points(case, x_to))
+    return plan_field(uniq * 1e-9, mean, line=case.mesh.dimension == 2)(*plan_points(case, x_to))
 
 
 def _plan_interpolator(solution, case: Case):
@@ -159,7 +159,7 @@ def _plan_interpolator(solution, case: Case):
     comm = V.mesh.comm
     xy = np.vstack(comm.allgather(V.tabulate_dof_coordinates()[:n, :2]))
     vals = np.concatenate(comm.allgather(solution.potential.x.array[:n]))
-    field = _plan_field(xy, vals)
+    field = plan_field(xy, vals)
     return lambda x: field(*plan_points(case, x))
 
 
