@@ -31,9 +31,9 @@ from femion.transport.device import plan_field
 KEPT_STATES = 64
 
 
-def thermal_material(layer) -> ThermalMaterial:
-    """k, ρ, c_p of a layer's material (present: config.checks refuses a thermal case without them)."""
-    mat = materials.get(layer.material)
+def thermal_material(name: str) -> ThermalMaterial:
+    """k, ρ, c_p of library material ``name`` (present: config.checks refuses a thermal case without them)."""
+    mat = materials.get(name)
     return ThermalMaterial(mat.value("thermal_conductivity"), mat.value("density"), mat.value("heat_capacity"))
 
 
@@ -61,19 +61,18 @@ class Heating:
         self.T_ambient = float(th.ambient if th.ambient is not None else case.transport.temperature)
         self.h = th.convection + radiative_coefficient(th.emissivity, self.T_ambient)
         self.max_step = float(th.max_step)
-        air = ThermalMaterial(*(materials.get("air").value(k) for k in ("thermal_conductivity", "density",
-                                                                         "heat_capacity")))
+        air = thermal_material("air")
         fixed = self._clamped_facets() if th.clamps else None
         self.plate = is_shell(case)  # the shell model: the stack as a plate on the plan mesh
         if self.plate:
             tdim = stack.mesh.topology.dim
             n = stack.mesh.topology.index_map(tdim).size_local + stack.mesh.topology.index_map(tdim).num_ghosts
-            K, C = plate_properties([(layer.thickness, thermal_material(layer), stack.cells(layer.name))
+            K, C = plate_properties([(layer.thickness, thermal_material(layer.material), stack.cells(layer.name))
                                      for layer in case.geometry.layers], n, air)
             H = sum(layer.thickness for layer in case.geometry.layers)
             self.heat = HeatProblem(stack.mesh, K, C, self.h * H, self.T_ambient, face_loss=2 * self.h, fixed=fixed)
         else:
-            mats = {stack.names[layer.name]: thermal_material(layer) for layer in case.geometry.layers
+            mats = {stack.names[layer.name]: thermal_material(layer.material) for layer in case.geometry.layers
                     if layer.name in stack.names}
             # where a patterned layer is absent its cells hold still air (the electrolyte's uncoated ends)
             mats.update({stack.names[f"{layer.name}_absent"]: air for layer in case.geometry.layers
