@@ -1,4 +1,4 @@
-"""Optics of the electrochromic film: inserted charge → optical density → transmittance → colour.
+"""Optics of the electrochromic film: inserted charge → optical density → transmittance.
 
 Inserting Li⁺ (with an electron from the ITO beneath) into WO3 makes the film blue (LixWO3).
 The textbook electrochromic relation (Granqvist 1995) ties the change of optical density to the
@@ -23,12 +23,6 @@ import shapely
 
 from femion.constants import FARADAY  # C/mol
 
-#: RGB of deep-blue LixWO3 (T → 0) and the per-channel exponents of :func:`film_colour`
-#: (red fades first, blue last, so a partly coloured film looks blue, not grey)
-DEEP_BLUE = np.array([0.05, 0.15, 0.45])
-CHANNEL_EXPONENTS = np.array([1.6, 1.1, 0.6])
-
-
 def inserted_charge_per_area(theta_mean, c_max: float, thickness: float, theta_bleached: float = 0.0):
     """Q_A = F·c_max·t·(θ̄ − θ_b) (C/m²): the charge inserted per unit film area.
 
@@ -51,18 +45,6 @@ def transmittance(delta_od, bleached_transmittance: float):
     """T = T_0·10^(−ΔOD) (1): Beer–Lambert transmittance for optical density change ``delta_od``
     from the bleached transmittance T_0 (``bleached_transmittance``)."""
     return bleached_transmittance * 10.0 ** (-np.asarray(delta_od, dtype=float))
-
-
-def film_colour(T) -> np.ndarray:
-    """RGB (N, 3) in [0, 1] of a film of transmittance ``T`` seen against white light.
-
-    Each channel blends from the deep blue of LixWO3 (T = 0) to white (T = 1):
-    rgb_k = b_k + (1 − b_k)·T^{n_k}, with b = :data:`DEEP_BLUE` and exponents n = (1.6, 1.1, 0.6)
-    for (R, G, B), so red is absorbed first (the near-infrared/red absorption of the polaron).
-    Monotone: every channel darkens as T falls. T is clipped to [0, 1] for display only.
-    """
-    t = np.clip(np.atleast_1d(np.asarray(T, dtype=float)), 0.0, 1.0)[:, None]
-    return DEEP_BLUE + (1.0 - DEEP_BLUE) * t**CHANNEL_EXPONENTS
 
 
 def monitor_means(xy, values, shapes: Mapping[str, shapely.Geometry]) -> dict[str, float]:

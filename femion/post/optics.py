@@ -37,17 +37,57 @@ class _Film:
     thickness: float  # m
     monitors: dict  # name → shapely geometry (m)
     section: bool  # 2D x–z section run
+    _od_top: float | None = None  # cached colour_scale()
 
     @property
     def summary(self) -> dict:
         return self.res.summary
 
-    def transmittance_map(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """(xy (N, 2) m, T (N,)) of the film at output time ``t`` (s)."""
+    def optical_density_map(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(xy (N, 2) m, ΔOD (N,)) of the film at output time ``t`` (s): ΔOD = CE·Q_A."""
         xy, theta = self.res.film_filling(t)
         q = optics.inserted_charge_per_area(theta, self.valence * self.c_max, self.thickness)
-        return xy, optics.transmittance(optics.optical_density(q, self.coloration_efficiency),
-                                        self.bleached_transmittance)
+        return xy, optics.optical_density(q, self.coloration_efficiency)
+
+    def transmittance_map(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(xy (N, 2) m, T (N,)) of the film at output time ``t`` (s): T = T₀·10^(−ΔOD)."""
+        xy, od = self.optical_density_map(t)
+        return xy, optics.transmittance(od, self.bleached_transmittance)
+
+    def colour_scale(self) -> float:
+        """Top of the photos' ΔOD colour scale (1): the largest ΔOD of the run, at least
+        :data:`OD_FULL_SCALE_MIN`; one scale for every photo of a run, so they compare."""
+        if self._od_top is None:
+            top = max((float(self.optical_density_map(t)[1].max()) for t in self.res.times), default=0.0)
+            self._od_top = film_colour_scale(top)
+        return self._od_top
+
+
+#: the photos' colour map: ColorBrewer "Blues" (matplotlib). Its CIELAB lightness falls
+#: monotonically from 98 (white) to 21 in near-equal steps, so equal steps of ΔOD look like equal
+#: steps of colour and the darkest film of a run is still told apart from a slightly lighter one.
+FILM_COLOURMAP = "Blues"
+#: ΔOD at the dark end of the scale for a pale run: a film that never passes ΔOD = 1 (T = T₀/10)
+#: is drawn pale, as the eye sees it, not stretched to the darkest colour
+OD_FULL_SCALE_MIN = 1.0
+
+
+def film_colour_scale(delta_od_max: float) -> float:
+    """Top of the ΔOD colour scale (1) for a run whose largest ΔOD is ``delta_od_max``: the larger
+    of it and :data:`OD_FULL_SCALE_MIN`, so nothing saturates and a pale film stays pale."""
+    return max(OD_FULL_SCALE_MIN, float(delta_od_max))
+
+
+def film_colours(delta_od, od_top: float) -> np.ndarray:
+    """RGB (N, 3) in [0, 1] of a film of optical density change ``delta_od`` (1) on a colour scale
+    from ΔOD = 0 (white) to ``od_top`` (the map's darkest blue). A ΔOD below 0 (bleached under its
+    reference) is drawn white; none lies above ``od_top`` when it comes from
+    :func:`film_colour_scale` of the run."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[FILM_COLOURMAP]
+    u = np.atleast_1d(np.asarray(delta_od, dtype=float)) / od_top
+    return cmap(np.clip(u, 0.0, 1.0))[:, :3]
 
 
 def _open(path: str | Path) -> _Film:
@@ -171,16 +211,16 @@ def _image(film: _Film, t: float, nx: int = 500) -> tuple[np.ndarray, tuple]:
     ny = max(2, int(round(nx * (y1 - y0) / (x1 - x0))))
     xs = x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx
     ys = y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny
-    xy, T = film.transmittance_map(t)
+    xy, od = film.optical_density_map(t)
     if film.section:  # the section stands for every y
-        T_img = np.tile(np.interp(xs, xy[:, 0], T), (ny, 1))
+        od_img = np.tile(np.interp(xs, xy[:, 0], od), (ny, 1))
     else:
         from scipy.interpolate import griddata
 
         gx, gy = np.meshgrid(xs, ys)
-        T_img = griddata(xy, T, (gx, gy), method="linear")
-    rgb = optics.film_colour(np.nan_to_num(T_img.ravel(), nan=1.0)).reshape(ny, nx, 3)
-    rgb[np.isnan(T_img)] = 1.0  # no film there: bare (white) background
+        od_img = griddata(xy, od, (gx, gy), method="linear")
+    rgb = film_colours(np.nan_to_num(od_img.ravel(), nan=0.0), film.colour_scale()).reshape(ny, nx, 3)
+    rgb[np.isnan(od_img)] = 1.0  # no film there: bare (white) background
     return rgb, (x0 * MM, x1 * MM, y0 * MM, y1 * MM)
 
 
@@ -218,11 +258,11 @@ def _photo_figure(film: _Film, t: float, label: str):
     plt = _plt()
     from matplotlib import patheffects
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.colors import Normalize
 
     halo = [patheffects.withStroke(linewidth=3, foreground="black")]
     rgb, extent = _image(film, t)
-    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(9.6, 4.2), dpi=100)
     ax.imshow(rgb, origin="lower", extent=extent, interpolation="bilinear")
     for name, geom, style in _outlines(film):
         for poly in getattr(geom, "geoms", [geom]):
@@ -261,11 +301,15 @@ def _photo_figure(film: _Film, t: float, label: str):
     ax.set_ylabel("y (mm)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower left", fontsize=8, framealpha=0.8)
-    T0 = film.bleached_transmittance
-    levels = np.linspace(0.0, T0, 256)
-    cmap = ListedColormap(optics.film_colour(levels))
-    bar = fig.colorbar(ScalarMappable(Normalize(0.0, T0), cmap), ax=ax, fraction=0.03, pad=0.02)
-    bar.set_label("transmittance T (ΔOD = log₁₀(T₀/T))")
+    T0, top = film.bleached_transmittance, film.colour_scale()
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, top), FILM_COLOURMAP), ax=ax, fraction=0.03, pad=0.09)
+    bar.set_label("ΔOD = log₁₀(T₀/T)")
+    # the same scale read as transmittance, T = T₀·10^(−ΔOD), on the bar's other side
+    t_axis = bar.ax.secondary_yaxis("left", functions=(lambda od: T0 * 10.0 ** (-od),
+                                                       lambda T: np.log10(T0 / np.maximum(T, 1e-300))))
+    t_ticks = [T0 * 10.0 ** (-k * top / 4) for k in range(5)]
+    t_axis.set_ticks(t_ticks, labels=[f"{v:.2g}" for v in t_ticks])
+    t_axis.set_ylabel("transmittance T")
     where = "x–z section, uniform in y" if film.section else "plan"
     stage = f", {label}" if label and not label.startswith("t=") else ""
     ax.set_title(f"{film.summary['case']}: film at t = {t / MIN:.3g} min{stage} ({where})", fontsize=10)
@@ -279,6 +323,24 @@ def _safe(label: str) -> str:
 #: the shade of each kind of stage in the monitor plot (seed 000 Fig. 2 bands its stages)
 STAGE_COLOURS = {"inject": "#c8e6c9", "drive": "#ffe0b2", "reverse": "#ffccbc", "relax": "#e3f2fd",
                  "remove": "#eeeeee"}
+
+
+#: characters of a 7 pt stage label that fit across the whole monitor plot's time axis
+LABEL_CHARS_ACROSS = 110
+
+
+def _fit_label(label: str, share: float) -> str:
+    """``label`` wrapped into lines that fit a stage band ``share`` of the time axis wide, so
+    neighbouring short stages' labels do not run into each other; a band too narrow for even a
+    short word gets its label cut to what fits (with "…")."""
+    import textwrap
+
+    width = int(share * LABEL_CHARS_ACROSS)
+    if width >= len(label):
+        return label
+    if width < 4:
+        return label[: max(width, 1)] + "…" if width < len(label) else label
+    return "\n".join(textwrap.wrap(label, width, break_long_words=True)[:3])
 
 
 def plot_monitors(film: _Film, out: Path) -> Path:
@@ -302,20 +364,23 @@ def _monitors_figure(film: _Film):
                 marker="o", ms=3, label=name)
     ax.plot(times / MIN, [T.mean() for _, T in maps], color="0.4", ls="--", label="film mean")
     stages = _stages(film.summary)
+    span = max((stages[-1]["t_end_s"] - stages[0]["t_start_s"]) if stages else 0.0, times[-1] if len(times) else 0.0)
+    lines = 1
     for st in stages:
         ax.axvspan(st["t_start_s"] / MIN, st["t_end_s"] / MIN, color=STAGE_COLOURS.get(st.get("action"), "#f5f5f5"),
                    alpha=0.8, zorder=0, label=None)
         ax.axvline(st["t_start_s"] / MIN, color="0.6", lw=0.8)
-        ax.text(0.5 * (st["t_start_s"] + st["t_end_s"]) / MIN, 1.0, _stage_label(st), ha="center", va="bottom",
-                fontsize=8, transform=ax.get_xaxis_transform())
+        label = _fit_label(_stage_label(st), (st["t_end_s"] - st["t_start_s"]) / span if span else 1.0)
+        lines = max(lines, label.count("\n") + 1)
+        ax.text(0.5 * (st["t_start_s"] + st["t_end_s"]) / MIN, 1.0, label, ha="center", va="bottom",
+                fontsize=7, linespacing=1.0, transform=ax.get_xaxis_transform())
     if stages:
         ax.axvline(stages[-1]["t_end_s"] / MIN, color="0.6", lw=0.8)
     ax.set_xlabel("t (min)")
     ax.set_ylabel("transmittance T")
-    ax.set_ylim(0.0, 1.0)
     ax.legend(fontsize=8)
     ax.set_title(f"{film.summary['case']}: T = T0·10^(−CE·Q), CE = {film.coloration_efficiency * 1e4:.3g} cm²/C, "
-                 f"T0 = {film.bleached_transmittance:g}", fontsize=9, pad=14 if stages else 6)
+                 f"T0 = {film.bleached_transmittance:g}", fontsize=9, pad=6 + 10 * lines if stages else 6)
     fig.tight_layout()
     return fig
 

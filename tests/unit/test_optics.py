@@ -35,16 +35,35 @@ def test_beer_lambert():
     assert optics.transmittance(2.0, 0.5) == pytest.approx(0.005)
 
 
-def test_film_colour_monotone_and_ends():
-    T = np.linspace(0.0, 1.0, 101)
-    rgb = optics.film_colour(T)
-    assert rgb.shape == (101, 3)
-    assert rgb.min() >= 0.0 and rgb.max() <= 1.0
-    assert np.all(np.diff(rgb, axis=0) > 0)  # every channel darker as T falls
-    np.testing.assert_allclose(rgb[-1], [1.0, 1.0, 1.0])
-    np.testing.assert_allclose(rgb[0], optics.DEEP_BLUE)
-    mid = optics.film_colour(0.3)[0]
-    assert mid[2] > mid[1] > mid[0]  # blue tint
+def _lightness(rgb):
+    """CIELAB L* (D65) of sRGB colours in [0, 1]."""
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    Y = lin @ np.array([0.2126, 0.7152, 0.0722])
+    return 116.0 * np.where(Y > 216 / 24389, np.cbrt(Y), (24389 / 27 * Y + 16) / 116) - 16.0
+
+
+def test_film_colours_are_perceptually_ordered_and_do_not_saturate():
+    from femion.post.optics import OD_FULL_SCALE_MIN, film_colour_scale, film_colours
+
+    od = np.linspace(0.0, 1.0, 21)
+    L = _lightness(film_colours(od, 1.0))
+    assert L[0] > 95.0  # ΔOD 0 is white paper
+    steps = -np.diff(L)
+    assert steps.min() > 1.0 and steps.max() < 3.0 * steps.mean()  # darker at every step, no jumps
+    rgb = film_colours(0.5, 1.0)[0]
+    assert rgb[2] > rgb[1] > rgb[0]  # blue
+    # a pale film stays pale: the scale never tops below ΔOD = 1 (T = T0/10)
+    assert film_colour_scale(0.2) == OD_FULL_SCALE_MIN == 1.0
+    assert _lightness(film_colours(0.2, film_colour_scale(0.2)))[0] > 80.0
+    # MoO3 (CE 50 cm²/C, 27,800 mol/m³, 500 nm) at θ̄ = 0.3 and 0.6 is ΔOD 2.0 and 4.0: the old
+    # transmittance colours made both near black; on the run's own scale they are 30+ L* apart
+    mo = materials.get("MoO3")
+    c_max = mo.value("max_insertion_fraction") * mo.value("density") / mo.value("molar_mass")
+    q = optics.inserted_charge_per_area(np.array([0.3, 0.6]), c_max, 500e-9)
+    dod = optics.optical_density(q, mo.value("coloration_efficiency"))
+    assert dod == pytest.approx([2.01, 4.02], rel=0.01)
+    L = _lightness(film_colours(dod, film_colour_scale(dod.max())))
+    assert L[0] - L[1] > 30.0
 
 
 def test_monitor_means_on_a_grid():
@@ -135,7 +154,9 @@ def test_optics_of_a_transport_run(tmp_path):
     film = _open(out)
     fig = _photo_figure(film, res.times[-1], "drive")
     photo, bar = fig.axes
-    assert "transmittance" in bar.get_ylabel()
+    assert "ΔOD" in bar.get_ylabel()
+    (t_axis,) = [c for c in bar.child_axes if "transmittance" in c.get_ylabel()]  # the same bar read as T
+    assert film.colour_scale() >= 1.0
     assert "electrolyte" in [t.get_text() for t in photo.get_legend().get_texts()]
     assert any("I = 0.2 A" in t.get_text() for t in photo.texts)
     # the monitor plot: transmittance against time, one shaded band per stage
