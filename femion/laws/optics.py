@@ -23,6 +23,7 @@ import shapely
 
 from femion.constants import FARADAY  # C/mol
 
+
 def inserted_charge_per_area(theta_mean, c_max: float, thickness: float, theta_bleached: float = 0.0):
     """Q_A = F·c_max·t·(θ̄ − θ_b) (C/m²): the charge inserted per unit film area.
 

@@ -155,7 +155,7 @@ def test_optics_of_a_transport_run(tmp_path):
     fig = _photo_figure(film, res.times[-1], "drive")
     photo, bar = fig.axes
     assert "ΔOD" in bar.get_ylabel()
-    (t_axis,) = [c for c in bar.child_axes if "transmittance" in c.get_ylabel()]  # the same bar read as T
+    assert [c for c in bar.child_axes if "transmittance" in c.get_ylabel()]  # the same bar read as T
     assert film.colour_scale() >= 1.0
     assert "electrolyte" in [t.get_text() for t in photo.get_legend().get_texts()]
     assert any("I = 0.2 A" in t.get_text() for t in photo.texts)
