@@ -623,7 +623,8 @@ ProtocolField = Annotated[list[Stage] | None, BeforeValidator(_expand_protocol)]
 
 
 class OpticsSettings(_Model):
-    """Coloration of the film (femion.laws.optics): ΔOD = CE·Q_A, T = T_bleached·10^(−ΔOD).
+    """Coloration of the film (femion.laws.optics): ΔOD = CE·Q_A, T = T_bleached·10^(−ΔOD), and
+    its thickness change Δh = β·x·h (femion.laws.host.thickness_change).
 
     ``coloration_efficiency`` defaults to the oxide material's; ``monitors`` are the plan squares
     whose mean transmittance is reported in time (the paper's L, M, R and T areas).
@@ -631,6 +632,9 @@ class OpticsSettings(_Model):
 
     coloration_efficiency: ColorationEfficiency | None = None
     bleached_transmittance: Fraction = 0.85
+    #: Δh/h per inserted ion per formula unit (Vegard-type; femion.laws.host.thickness_change),
+    #: default the oxide material's
+    chemical_expansion: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     monitors: dict[Name, Shape] = Field(default_factory=dict)
     photos: Literal["stages", "outputs", "none"] = "stages"
     animation: Literal["gif", "mp4", "none"] = "gif"

@@ -34,6 +34,7 @@ __all__ = [
     "lattice_gas",
     "tabulated_potential",
     "thermodynamic_factor",
+    "thickness_change",
     "validate_table",
 ]
 
@@ -198,3 +199,20 @@ DIFFUSIVITY_LAWS = registry(
 def diffusivity(law: str, theta, *, xp=NUMPY, **params):
     """D_s(θ) (m² s⁻¹) of the law named ``law`` (one of :data:`DIFFUSIVITY_LAWS`)."""
     return choose(DIFFUSIVITY_LAWS, law, "diffusivity law")(theta, xp=xp, **params)
+
+
+# --------------------------------------------------------------------------- chemical expansion
+
+
+def thickness_change(theta_mean, *, thickness: float, c_max: float, molar_volume: float,
+                     chemical_expansion: float):
+    """Δh = β·x·h (m): a film's thickness change on taking up ions (Vegard-type expansion).
+
+    x = θ̄·c_max·V_m is the number of inserted ions per formula unit of the host (θ̄ the filling
+    averaged over the thickness, c_max in mol m⁻³ of ions, V_m = M/ρ the host's molar volume in
+    m³ mol⁻¹), β (``chemical_expansion``, 1) the relative thickness change per ion per formula unit
+    and h (``thickness``, m) the as-deposited thickness. A film clamped in-plane by its substrate
+    takes its whole volume change in its thickness, so β is the relative volume change per x.
+    """
+    x = np.asarray(theta_mean, dtype=float) * c_max * molar_volume
+    return chemical_expansion * x * thickness

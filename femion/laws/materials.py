@@ -56,6 +56,7 @@ def _m(name, kind, description, ions: tuple[str, ...] = (), **props: Property) -
     return Material(name, kind, description, MappingProxyType(dict(props)), ions)
 
 
+BROWN_BANKS = "Brown & Banks, J. Am. Chem. Soc. 76, 963 (1954): Na_xWO3 cubic a = 3.7845 + 0.0820x A"
 GRANQVIST = "Granqvist, Handbook of Inorganic Electrochromic Materials (1995) and Sol. Energy Mater. reviews"
 
 
@@ -128,6 +129,10 @@ _LIBRARY: dict[str, Material] = {
             coloration_efficiency=Property(
                 40e-4, "m**2/C", f"{GRANQVIST}: a-WO3 ~30-60 cm2/C near 630 nm, mid 40", estimated=True
             ),
+            chemical_expansion=Property(
+                0.065, "1", f"Vegard estimate, {BROWN_BANKS}: 2.2 % per x in length, 6.5 % in volume, all of it "
+                "in the thickness of a film clamped by its substrate", estimated=True
+            ),
             standard_potential=Property(
                 2.9, "V", "Li insertion mid potential vs Li/Li+, LixWO3 ~2.5-3.2 V", estimated=True
             ),
@@ -153,6 +158,9 @@ _LIBRARY: dict[str, Material] = {
             ),
             coloration_efficiency=Property(
                 50e-4, "m**2/C", f"{GRANQVIST}: MoO3 ~30-77 cm2/C, mid 50", estimated=True
+            ),
+            chemical_expansion=Property(
+                0.065, "1", "assumed like WO3 (Vegard estimate from the Na_xWO3 bronze)", estimated=True
             ),
             standard_potential=Property(
                 2.8, "V", "Li insertion mid potential vs Li/Li+, LixMoO3 ~2.3-3.0 V", estimated=True
@@ -180,6 +188,10 @@ _LIBRARY: dict[str, Material] = {
             coloration_efficiency=Property(
                 14e-4, "m**2/C", f"{GRANQVIST}: TiO2 ~8-20 cm2/C, mid 14", estimated=True
             ),
+            chemical_expansion=Property(
+                0.08, "1", "anatase -> Li0.5TiO2 takes ~4 % more volume (Wagemaker et al., J. Am. Chem. Soc. 2003, "
+                "order), 0.04 per 0.5 Li", estimated=True
+            ),
             standard_potential=Property(
                 1.8, "V", "anatase Li insertion plateau ~1.75-1.8 V vs Li/Li+", estimated=True
             ),
@@ -203,6 +215,10 @@ _LIBRARY: dict[str, Material] = {
             ),
             coloration_efficiency=Property(
                 18e-4, "m**2/C", f"{GRANQVIST}: Nb2O5 ~10-25 cm2/C, mid 18", estimated=True
+            ),
+            chemical_expansion=Property(
+                0.02, "1", "T-Nb2O5 changes volume by a few % up to x = 2 (low-strain host), order of magnitude",
+                estimated=True
             ),
             standard_potential=Property(
                 1.6, "V", "Li insertion mid potential vs Li/Li+, LixNb2O5 ~1.2-2.0 V", estimated=True

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from femion.post import one_blas_thread
+from femion.post.metrics import profile_line_y
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
@@ -209,7 +210,7 @@ def plot_transport(path: Path) -> list[Path]:
     case = _case_of(path)
     yc = s["transport"].get("section_y_m", 0.5 * (y0 + y1))
     if s["transport"]["dimension"] == 3 and case is not None:
-        yc = _feature_y(case, yc)
+        yc = profile_line_y(case, yc)
     xs = np.linspace(x0, x1, 400)[1:-1]
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
     ion = s["transport"]["exchanging"]
@@ -260,19 +261,6 @@ def _case_of(path: Path):
         return validate_case(yaml.safe_load((path / "case.yaml").read_text()))
     except Exception:  # a figure must not fail on an old or damaged case.yaml
         return None
-
-
-def _feature_y(case, default: float) -> float:
-    """y (m) of the line the x-profiles of a 3D run follow: through the middle of the electrolyte's
-    coated area if it is patterned, else through the driven track's, else ``default``."""
-    from femion.geometry.plan import pattern_geometry
-
-    el = case.transport_layers().electrolyte
-    patterns = [el.pattern if el is not None else None] + [case.layer(d.conductor).pattern for d in case.drives]
-    for pattern in patterns:
-        if pattern is not None:
-            return float(pattern_geometry(pattern, case.geometry.plate).centroid.y)
-    return default
 
 
 def _plot_along_track(res, case, path: Path, zo: float, plt) -> Path | None:

@@ -251,3 +251,16 @@ def filling_difference(xy_a, theta_a, xy_b, theta_b, tol: float = 1e-7) -> tuple
     i, j = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
     d = np.abs(np.asarray(theta_b)[j] - np.asarray(theta_a)[i])
     return float(d.max(initial=0.0)), float(d.mean()) if d.size else 0.0
+
+
+def profile_line_y(case, default: float) -> float:
+    """y (m) of the line the x-profiles of a 3D run follow: through the middle of the electrolyte's
+    coated area if it is patterned, else through the driven track's, else ``default``."""
+    from femion.geometry.plan import pattern_geometry
+
+    el = case.transport_layers().electrolyte
+    patterns = [el.pattern if el is not None else None] + [case.layer(d.conductor).pattern for d in case.drives]
+    for pattern in patterns:
+        if pattern is not None:
+            return float(pattern_geometry(pattern, case.geometry.plate).centroid.y)
+    return default

@@ -37,6 +37,8 @@ class _Film:
     thickness: float  # m
     monitors: dict  # name → shapely geometry (m)
     section: bool  # 2D x–z section run
+    molar_volume: float  # m³/mol of host formula units, M/ρ
+    chemical_expansion: float  # β (1): Δh/h per inserted ion per formula unit
     _od_top: float | None = None  # cached colour_scale()
 
     @property
@@ -53,6 +55,15 @@ class _Film:
         """(xy (N, 2) m, T (N,)) of the film at output time ``t`` (s): T = T₀·10^(−ΔOD)."""
         xy, od = self.optical_density_map(t)
         return xy, optics.transmittance(od, self.bleached_transmittance)
+
+    def thickness_change_map(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(xy (N, 2) m, Δh (N,) m) of the film at output time ``t`` (s): Δh = β·x·h
+        (:func:`femion.laws.host.thickness_change`), against the as-deposited (empty) film."""
+        from femion.laws.host import thickness_change
+
+        xy, theta = self.res.film_filling(t)
+        return xy, thickness_change(theta, thickness=self.thickness, c_max=self.c_max,
+                                    molar_volume=self.molar_volume, chemical_expansion=self.chemical_expansion)
 
     def colour_scale(self) -> float:
         """Top of the photos' ΔOD colour scale (1): the largest ΔOD of the run, at least
@@ -113,12 +124,17 @@ def _open(path: str | Path) -> _Film:
     ce = settings.coloration_efficiency
     if ce is None:
         ce = materials.get(case.layer(oxide).material).value("coloration_efficiency")
+    host = materials.get(case.layer(oxide).material)
+    beta = settings.chemical_expansion
+    if beta is None:
+        beta = host.value("chemical_expansion")
     z0, z1 = s["layer_z_m"][oxide]
     monitors = {name: shape_geometry(shape, case.geometry.plate) for name, shape in settings.monitors.items()}
     return _Film(path, res, case, float(ce), float(settings.bleached_transmittance),
                  float(s["transport"]["c_max_mol_m3"]), int(s["transport"].get("exchanging_valence", 1)),
                  float(f"{z1 - z0:.12g}"), monitors,
-                 s["transport"]["dimension"] == 2)
+                 s["transport"]["dimension"] == 2,
+                 host.value("molar_mass") / host.value("density"), float(beta))
 
 
 def write_optics(result_path: str | Path) -> dict:
@@ -130,10 +146,11 @@ def write_optics(result_path: str | Path) -> dict:
     film = _open(result_path)
     times = film.res.times
     T0 = film.bleached_transmittance
-    rows, per_monitor, T_min = [], {name: [] for name in film.monitors}, np.inf
+    rows, per_monitor, T_min, dh_max = [], {name: [] for name in film.monitors}, np.inf, []
     for t in times:
         xy, T = film.transmittance_map(t)
         T_min = min(T_min, float(T.min()))
+        dh_max.append(float(film.thickness_change_map(t)[1].max()))
         row = {"t_s": t}
         for name, Tm in optics.monitor_means(xy, T, film.monitors).items():
             row[f"T_{name}"], row[f"dOD_{name}"] = Tm, np.log10(T0 / Tm)
@@ -154,6 +171,8 @@ def write_optics(result_path: str | Path) -> dict:
         "monitors": per_monitor,
         "T_mean": [r["T_mean"] for r in rows],
         "T_min": T_min if times else None,
+        "chemical_expansion": film.chemical_expansion,
+        "thickness_change_max_m": dh_max,
     }
 
 
@@ -385,6 +404,40 @@ def _monitors_figure(film: _Film):
     return fig
 
 
+def _thickness_figure(film: _Film):
+    """The film's thickness change Δh (nm) along x at the start and at the end of every stage,
+    through the middle of the plate (3D: through the coated area or the driven track): what the
+    paper's AFM step profile at the Li-rich end measures (seed 000, Supp. Fig. 4)."""
+    from scipy.interpolate import LinearNDInterpolator
+
+    from femion.post.metrics import profile_line_y
+
+    plt = _plt()
+    (x0, x1), (y0, y1) = film.res.plate_bounds
+    xs = np.linspace(x0, x1, 400)
+    yc = profile_line_y(film.case, film.summary["transport"].get("section_y_m", 0.5 * (y0 + y1)))
+    picks = _photo_times(film) or [(t, "") for t in film.res.times]
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, (t, label) in enumerate(picks):
+        xy, dh = film.thickness_change_map(t)
+        if film.section:
+            order = np.argsort(xy[:, 0])
+            line = np.interp(xs, xy[order, 0], dh[order], left=np.nan, right=np.nan)
+        else:
+            line = LinearNDInterpolator(xy, dh)(np.c_[xs, np.full_like(xs, yc)])
+        ax.plot(xs * MM, line * 1e9, color=cmap(k / max(len(picks) - 1, 1)),
+                label=f"{t / MIN:.3g} min {label}".strip())
+    ax.set_xlabel("x (mm)")
+    ax.set_ylabel("film thickness change Δh (nm)")
+    ax.legend(fontsize=8)
+    where = "" if film.section else f" at y = {yc * MM:g} mm"
+    ax.set_title(f"{film.summary['case']}: Δh = β·x·h{where}; β = {film.chemical_expansion:g} per ion per formula "
+                 f"unit, h = {film.thickness * 1e9:.4g} nm", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _frames(film: _Film):
     plt = _plt()
     stages = _stages(film.summary)
@@ -396,13 +449,17 @@ def _frames(film: _Film):
 
 
 def render_optics(result_path: str | Path) -> list[Path]:
-    """Draw ``figures/transmittance_monitors.png``, ``figures/photo_<k>_<label>.png`` and the
+    """Draw ``figures/transmittance_monitors.png``, ``figures/thickness_change.png``,
+    ``figures/photo_<k>_<label>.png`` and the
     animation ``figures/protocol.gif`` (or ``.mp4`` when asked and imageio-ffmpeg is present)."""
     plt = _plt()
     film = _open(result_path)
     figs = film.path / "figures"
     figs.mkdir(exist_ok=True)
-    written = [plot_monitors(film, figs / "transmittance_monitors.png")]
+    written = [plot_monitors(film, figs / "transmittance_monitors.png"), figs / "thickness_change.png"]
+    fig = _thickness_figure(film)
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
     for k, (t, label) in enumerate(_photo_times(film)):
         fig = _photo_figure(film, t, label)
         written.append(figs / f"photo_{k}_{_safe(label)}.png")

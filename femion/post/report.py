@@ -135,6 +135,9 @@ def _report_header(res) -> dict:
         "max_temperature_rise_K": (s.get("thermal") or {}).get("max_temperature_rise_K"),
         "heated": bool((tr.get("mechanism") or {}).get("thermal")),
         "current_A": s.get("current_A"),  # the first drive's current as the case sets it
+        # the film's largest Vegard thickness change over the run (the paper's AFM step), and its β
+        "thickness_change_max_nm": max((s.get("optics") or {}).get("thickness_change_max_m") or [math.nan]) * 1e9,
+        "chemical_expansion": (s.get("optics") or {}).get("chemical_expansion"),
     }
     if not rep["description"] or not rep["observation"]:
         try:  # older summaries: take them from the resolved case
@@ -307,6 +310,9 @@ def _case_markdown(rep: dict, path: Path, level: int = 1, prefix: str = "", titl
         out += [""]
     cons = rep.get("conservation_error_rel")
     out += [f"{ion} conservation (relative error): {_fmt(cons, '.2e')}", ""]
+    if math.isfinite(rep.get("thickness_change_max_nm", math.nan)):
+        out += [f"Largest film thickness change (Δh = β·x·h, β = {rep['chemical_expansion']:g}): "
+                f"{rep['thickness_change_max_nm']:.3g} nm", ""]
     for n in rep.get("notes", []):
         out += [f"- {n}"]
     out += ["", f"{h}# Figures", "", *_gallery(path, prefix), ""]

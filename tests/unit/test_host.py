@@ -159,3 +159,20 @@ def test_ufl_diffusivity_matches_numpy(ufl_eval):
     D = ufl_eval(lambda th: host.diffusivity("thermodynamic_factor", th, xp=ufl_math(), **params))
     for th in [0.1, 0.5, 0.8]:
         assert D(th) == pytest.approx(host.diffusivity("thermodynamic_factor", th, **params), rel=1e-13)
+
+
+def test_thickness_change_hand_value():
+    # a-WO3 (ρ 6000 kg/m³, M 0.23184 kg/mol, x_max 0.5) at θ̄ = 0.3 holds x = 0.15 Li per WO3; with
+    # β = 0.065 a 500 nm film thickens by 0.065·0.15·500 nm = 4.875 nm
+    from femion.laws import materials
+    from femion.laws.host import thickness_change
+
+    wo3 = materials.get("WO3")
+    vm = wo3.value("molar_mass") / wo3.value("density")
+    c_max = wo3.value("max_insertion_fraction") / vm
+    dh = thickness_change(np.array([0.0, 0.3, 0.6]), thickness=500e-9, c_max=c_max, molar_volume=vm,
+                          chemical_expansion=wo3.value("chemical_expansion"))
+    assert dh == pytest.approx([0.0, 4.875e-9, 9.75e-9], rel=1e-12)
+    for name in ("WO3", "MoO3", "TiO2", "Nb2O5"):  # every host has a sourced β of a plausible size
+        prop = materials.get(name).properties["chemical_expansion"]
+        assert 0.0 < prop.value < 0.2 and prop.source, name
