@@ -271,17 +271,51 @@ def _stage_drive(film: _Film, t: float) -> dict | None:
 
 
 def _photo_figure(film: _Film, t: float, label: str):
-    """A matplotlib figure: the plate coloured by T(x, y) with its colour bar, the coated area and
-    the driven track outlined, the current's direction while a drive runs, monitors labelled
-    beside their squares, a 1 cm scale bar."""
+    """A matplotlib figure: the plate coloured by ΔOD (and T) with its colour bar, the coated area
+    and the driven track outlined, the current's direction while a drive runs, monitors labelled
+    above their squares, a 1 cm scale bar."""
     plt = _plt()
-    from matplotlib import patheffects
+    fig, ax = plt.subplots(figsize=(9.6, 4.2), dpi=100)
+    _draw_photo(ax, film, t, label)
+    _film_colour_bar(fig, ax, film)
+    return fig
+
+
+def _before_after_figure(film: _Film):
+    """The film before the protocol (first output) above the film after it (last output), on one
+    ΔOD scale: the paper's before/after pair of a painted picture (seed 000 Fig. 5e)."""
+    plt = _plt()
+    stages, times = _stages(film.summary), film.res.times
+    fig, axes = plt.subplots(2, 1, figsize=(9.6, 8.4), dpi=100)
+    fig.subplots_adjust(left=0.07, right=0.86, top=0.95, bottom=0.06, hspace=0.3)
+    for ax, t, name in ((axes[0], times[0], "before"), (axes[1], times[-1], "after")):
+        _draw_photo(ax, film, t, _stage_at(stages, t), show_drive=False)
+        ax.set_title(f"{name}: " + ax.get_title(), fontsize=10)
+    _film_colour_bar(fig, list(axes), film)
+    return fig
+
+
+def _film_colour_bar(fig, ax, film: _Film) -> None:
+    """The photos' colour bar: ΔOD on its right, the same scale read as T = T₀·10^(−ΔOD) on its left."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
+    T0, top = film.bleached_transmittance, film.colour_scale()
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, top), FILM_COLOURMAP), ax=ax, fraction=0.03, pad=0.09)
+    bar.set_label("ΔOD = log₁₀(T₀/T)")
+    t_axis = bar.ax.secondary_yaxis("left", functions=(lambda od: T0 * 10.0 ** (-od),
+                                                       lambda T: np.log10(T0 / np.maximum(T, 1e-300))))
+    t_ticks = [T0 * 10.0 ** (-k * top / 4) for k in range(5)]
+    t_axis.set_ticks(t_ticks, labels=[f"{v:.2g}" for v in t_ticks])
+    t_axis.set_ylabel("transmittance T")
+
+
+def _draw_photo(ax, film: _Film, t: float, label: str, show_drive: bool = True) -> None:
+    """The plate at time ``t`` drawn into ``ax`` (see :func:`_photo_figure`)."""
+    from matplotlib import patheffects
+
     halo = [patheffects.withStroke(linewidth=3, foreground="black")]
     rgb, extent = _image(film, t)
-    fig, ax = plt.subplots(figsize=(9.6, 4.2), dpi=100)
     ax.imshow(rgb, origin="lower", extent=extent, interpolation="bilinear")
     for name, geom, style in _outlines(film):
         for poly in getattr(geom, "geoms", [geom]):
@@ -296,13 +330,13 @@ def _photo_figure(film: _Film, t: float, label: str):
             ax.plot(np.asarray(gx) * MM, np.asarray(gy) * MM, color="black", lw=1.2)
         # the label just above its square, so it does not hide what the square shows
         bx0, _, bx1, by1 = geom.bounds
-        ax.text(0.5 * (bx0 + bx1) * MM, by1 * MM + 0.02 * (y1 - y0), name, ha="center", va="bottom", fontsize=10,
+        ax.text(0.5 * (bx0 + bx1) * MM, by1 * MM + 0.02 * (y1 - y0), name, ha="center", va="bottom", fontsize=8,
                 weight="bold", color="white", path_effects=halo)
     bx, by = x1 - 0.05 * (x1 - x0) - 10.0, y0 + 0.08 * (y1 - y0)
     ax.plot([bx, bx + 10.0], [by, by], color="white", lw=3, path_effects=halo)
     ax.text(bx + 5.0, by + 0.03 * (y1 - y0), "1 cm", ha="center", va="bottom", fontsize=10, color="white",
             path_effects=halo)
-    drive = _stage_drive(film, t)
+    drive = _stage_drive(film, t) if show_drive else None
     if drive is not None:  # the current's direction: toward the end it flows to
         toward = float(drive["toward_xy_m"][0]) * MM
         xc, dx = 0.5 * (x0 + x1), 0.2 * (x1 - x0) * (1 if toward > 0.5 * (x0 + x1) else -1)
@@ -320,19 +354,9 @@ def _photo_figure(film: _Film, t: float, label: str):
     ax.set_ylabel("y (mm)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower left", fontsize=8, framealpha=0.8)
-    T0, top = film.bleached_transmittance, film.colour_scale()
-    bar = fig.colorbar(ScalarMappable(Normalize(0.0, top), FILM_COLOURMAP), ax=ax, fraction=0.03, pad=0.09)
-    bar.set_label("ΔOD = log₁₀(T₀/T)")
-    # the same scale read as transmittance, T = T₀·10^(−ΔOD), on the bar's other side
-    t_axis = bar.ax.secondary_yaxis("left", functions=(lambda od: T0 * 10.0 ** (-od),
-                                                       lambda T: np.log10(T0 / np.maximum(T, 1e-300))))
-    t_ticks = [T0 * 10.0 ** (-k * top / 4) for k in range(5)]
-    t_axis.set_ticks(t_ticks, labels=[f"{v:.2g}" for v in t_ticks])
-    t_axis.set_ylabel("transmittance T")
     where = "x–z section, uniform in y" if film.section else "plan"
     stage = f", {label}" if label and not label.startswith("t=") else ""
     ax.set_title(f"{film.summary['case']}: film at t = {t / MIN:.3g} min{stage} ({where})", fontsize=10)
-    return fig
 
 
 def _safe(label: str) -> str:
@@ -450,16 +474,19 @@ def _frames(film: _Film):
 
 def render_optics(result_path: str | Path) -> list[Path]:
     """Draw ``figures/transmittance_monitors.png``, ``figures/thickness_change.png``,
+    ``figures/before_after.png``,
     ``figures/photo_<k>_<label>.png`` and the
     animation ``figures/protocol.gif`` (or ``.mp4`` when asked and imageio-ffmpeg is present)."""
     plt = _plt()
     film = _open(result_path)
     figs = film.path / "figures"
     figs.mkdir(exist_ok=True)
-    written = [plot_monitors(film, figs / "transmittance_monitors.png"), figs / "thickness_change.png"]
-    fig = _thickness_figure(film)
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written = [plot_monitors(film, figs / "transmittance_monitors.png")]
+    for name, draw in (("thickness_change", _thickness_figure), ("before_after", _before_after_figure)):
+        fig = draw(film)
+        written.append(figs / f"{name}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
     for k, (t, label) in enumerate(_photo_times(film)):
         fig = _photo_figure(film, t, label)
         written.append(figs / f"photo_{k}_{_safe(label)}.png")

@@ -142,7 +142,7 @@ def test_optics_of_a_transport_run(tmp_path):
 
     files = render_optics(out)
     names = {p.name for p in files}
-    assert {"transmittance_monitors.png", "thickness_change.png", "protocol.gif"} <= names
+    assert {"transmittance_monitors.png", "thickness_change.png", "before_after.png", "protocol.gif"} <= names
     assert any(n.startswith("photo_") for n in names)
     for p in files:
         assert p.is_file() and p.stat().st_size > 5000, p
@@ -172,6 +172,12 @@ def test_optics_of_a_transport_run(tmp_path):
     assert prof.get_ylabel() == "film thickness change Δh (nm)" and prof.get_xlabel() == "x (mm)"
     assert len(prof.lines) == len(_photo_times(film))
     assert len(info["thickness_change_max_m"]) == 3 and 0.0 < info["thickness_change_max_m"][-1] < 500e-9 * 0.065
+    # before and after on one colour scale
+    from femion.post.optics import _before_after_figure
+
+    before, after, pair_bar = _before_after_figure(film).axes
+    assert before.get_title().startswith("before") and after.get_title().startswith("after")
+    assert "ΔOD" in pair_bar.get_ylabel()
     (arrow,) = [a for a in photo.texts if getattr(a, "arrow_patch", None) is not None]
     assert arrow.xy[0] > arrow.xyann[0]  # the strip's current flows toward x_max
     for label in (t for t in photo.texts if t.get_text() in ("L", "R")):
