@@ -63,14 +63,21 @@ def pattern_geometry(pattern: Pattern | None, plate: Plate) -> BaseGeometry:
     return inc
 
 
-def track_centreline(pattern: Pattern | None, plate: Plate):
-    """The centreline (a shapely LineString, m, from its start pad to its end pad) of the first
-    "2"-shaped track in ``pattern``; None if it has none."""
+def driven_track(pattern: Pattern | None, plate: Plate):
+    """The first "2"-shaped track in ``pattern`` (its ``polygon`` and ``centreline`` from the start
+    pad to the end pad, m), None if it has none."""
     for shape in pattern.include if pattern is not None else []:
         if shape.two_track is not None and shape.two_track.pad is None:
             t = shape.two_track
-            return two_track_pattern(plate.length, plate.width, t.track_width, margin=t.margin).centreline
+            return two_track_pattern(plate.length, plate.width, t.track_width, margin=t.margin)
     return None
+
+
+def track_centreline(pattern: Pattern | None, plate: Plate):
+    """The centreline (a shapely LineString, m, from its start pad to its end pad) of the first
+    "2"-shaped track in ``pattern``; None if it has none."""
+    track = driven_track(pattern, plate)
+    return None if track is None else track.centreline
 
 
 def _outside_message(where: str, plate: Plate) -> str:

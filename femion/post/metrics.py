@@ -264,3 +264,40 @@ def profile_line_y(case, default: float) -> float:
         if pattern is not None:
             return float(pattern_geometry(pattern, case.geometry.plate).centroid.y)
     return default
+
+
+#: the band (m) around a track within which its change counts as on the track, and the distance
+#: beyond which a change counts as off it (the film's own conductance carries exchange ~1 mm out)
+TRACK_NEAR, TRACK_FAR = 1e-3, 2e-3
+
+
+def track_following(xy, change, polygon, centreline, n_samples: int = 60) -> dict:
+    """How the change of θ̄ (``change`` at plan nodes ``xy``, m) follows a driven track (seed 000 Fig. 5c).
+
+    ``share_near``: the node-weighted share of |Δθ̄| within :data:`TRACK_NEAR` of the track's
+    ``polygon``; ``off_track_ratio``: max |Δθ̄| beyond :data:`TRACK_FAR` over max |Δθ̄|; along the
+    ``centreline`` (from start pad to end pad, ``n_samples`` points): Spearman's rank correlation of
+    Δθ̄ with arc length (``rank_with_arc``, near 1 when the change rises start → end) and with x
+    (``rank_with_x``, small for a track that runs forth and back in x), and Δθ̄ at its two ends.
+    """
+    import shapely
+    from scipy.interpolate import LinearNDInterpolator
+    from scipy.stats import spearmanr
+
+    xy, change = np.asarray(xy, dtype=float), np.asarray(change, dtype=float)
+    dist = shapely.distance(polygon, shapely.points(xy))
+    w = node_weights(xy) * np.abs(change)
+    s = np.linspace(0.0, centreline.length, n_samples)
+    pts = np.array([centreline.interpolate(v).coords[0] for v in s])
+    along = LinearNDInterpolator(xy, change)(pts)
+    ok = np.isfinite(along)
+    largest = float(np.abs(change).max())
+    off_track = float(np.abs(change[dist > TRACK_FAR]).max(initial=0.0))
+    return {
+        "share_near": float(w[dist <= TRACK_NEAR].sum() / w.sum()) if w.sum() > 0 else math.nan,
+        "off_track_ratio": off_track / largest if largest > 0 else math.nan,
+        "rank_with_arc": float(spearmanr(s[ok], along[ok]).statistic),
+        "rank_with_x": float(spearmanr(pts[ok, 0], along[ok]).statistic),
+        "change_at_start": float(along[ok][:5].mean()), "change_at_end": float(along[ok][-5:].mean()),
+        "arc_m": s.tolist(), "change_along": along.tolist(),
+    }

@@ -23,6 +23,8 @@ from femion.post import one_blas_thread
 from femion.post.metrics import (  # noqa: F401 (node_weights, ... are also read from here)
     MOTION_TOL,
     RELAX_FLOOR,
+    TRACK_FAR,
+    TRACK_NEAR,
     destination_axis,
     front_position,
     li_centroid,
@@ -30,6 +32,7 @@ from femion.post.metrics import (  # noqa: F401 (node_weights, ... are also read
     node_weights,
     relaxation_time,
     share_in_destination_third,
+    track_following,
     weighted_mean_std,
 )
 from femion.post.optics import _plt
@@ -117,7 +120,55 @@ def case_report(result_path) -> dict:
         rep["notes"].append(f"cannot read the film filling: {exc}")
         return rep
     rep["stages"] = _stages_report(protocol, film, times, res.plate_bounds, rep["dimension"])
+    _monitor_changes(rep["stages"], res.summary.get("optics") or {})
+    if rep["dimension"] == 3:
+        rep["track_following"] = _track_following(res, film)
     return rep
+
+
+def _track_following(res, film) -> dict | None:
+    """:func:`femion.post.metrics.track_following` of the change from the first to the last output
+    over the first driven "2"-shaped track of the run's case (None without one)."""
+    import yaml
+
+    from femion.config import validate_case
+    from femion.geometry.plan import driven_track
+
+    case = validate_case(yaml.safe_load((res.path / "case.yaml").read_text()))
+    track = next((t for t in (driven_track(case.layer(d.conductor).pattern, case.geometry.plate)
+                              for d in case.drives) if t is not None), None)
+    if track is None or len(res.times) < 2:
+        return None
+    xy, start = film(res.times[0])
+    _, end = film(res.times[-1])
+    return track_following(xy, end - start, track.polygon, track.centreline)
+
+
+#: a monitor's transmittance change smaller than this (absolute, 1) reads "holds"
+MONITOR_TOL = 0.005
+
+
+def _monitor_changes(stages: list[dict], optics: dict) -> None:
+    """Per moving stage, each optics monitor's change of transmittance T over the stage's first
+    output interval and over the whole stage: the paper's L/M/R picture (seed 000 Fig. 2, Supp.
+    Fig. 3: in cycle 2 the source end clears first while the destination darkens at once)."""
+    times, monitors = optics.get("times_s") or [], optics.get("monitors") or {}
+    if not monitors or not times:
+        return
+    index = {round(t, 9): k for k, t in enumerate(times)}
+    for e in stages:
+        ts = [index.get(round(t, 9)) for t in e.get("output_times_s") or []]
+        if e.get("action") not in _MOVING or len(ts) < 2 or None in ts:
+            continue
+        e["monitor_dT_first"] = {m: T[ts[1]] - T[ts[0]] for m, T in monitors.items()}
+        e["monitor_dT_stage"] = {m: T[ts[-1]] - T[ts[0]] for m, T in monitors.items()}
+
+
+def _monitor_words(changes: dict) -> str:
+    def word(dT):
+        return "holds" if abs(dT) < MONITOR_TOL else "clears" if dT > 0 else "darkens"
+
+    return ", ".join(f"{m} {word(dT)} ({dT:+.3f})" for m, dT in changes.items())
 
 
 def _report_header(res) -> dict:
@@ -303,11 +354,22 @@ def _case_markdown(rep: dict, path: Path, level: int = 1, prefix: str = "", titl
             elif e.get("displacement_series_mm"):
                 pairs = ", ".join(f"{t:g} s: {d:.3g}" for t, d in zip(e["output_times_s"], e["displacement_series_mm"], strict=False))
                 out += [f"- stage {i} {ion} centroid displacement toward the destination (mm): {pairs}"]
+            if e.get("monitor_dT_first"):
+                t0, t1 = e["output_times_s"][:2]
+                out += [f"- stage {i} transmittance of the monitors, first output ({t0:g} → {t1:g} s): "
+                        f"{_monitor_words(e['monitor_dT_first'])}; whole stage: {_monitor_words(e['monitor_dT_stage'])}"]
             if e.get("relaxation_share"):
                 r = e["relaxation_share"]
                 out += [f"- stage {i} relaxation of {r['contrast']}: "
                         + (f"τ = {r['tau_s']:.3g} s ({r['tau_min']:.3g} min)" if math.isfinite(r["tau_s"]) else f"none ({r['note']})")]
         out += [""]
+    tf = rep.get("track_following")
+    if tf:
+        out += [f"Track following (seed 000 Fig. 5c), first to last output: {100 * tf['share_near']:.0f} % of the "
+                f"change of θ̄ lies within {TRACK_NEAR * 1e3:g} mm of the track; beyond {TRACK_FAR * 1e3:g} mm it is at "
+                f"most {tf['off_track_ratio']:.2f} of the largest; along the track from its start pad θ̄ changes by "
+                f"{tf['change_at_start']:+.3f} at the start and {tf['change_at_end']:+.3f} at the end, rank "
+                f"correlation with arc length {tf['rank_with_arc']:.3f} (with x {tf['rank_with_x']:.2f}).", ""]
     cons = rep.get("conservation_error_rel")
     out += [f"{ion} conservation (relative error): {_fmt(cons, '.2e')}", ""]
     if math.isfinite(rep.get("thickness_change_max_nm", math.nan)):
@@ -363,6 +425,37 @@ def _current_sweep_figure(path: Path, rows: list[dict]) -> Path | None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return _save(plt, fig, path, "current_sweep.png")
+
+
+def _monitor_variants_figure(path: Path, names: list[str]) -> Path | None:
+    """Write :func:`monitor_variants_plot` of the variants ``names`` under ``path``."""
+    optics = {}
+    for n in names:
+        try:
+            optics[n] = json.loads((path / n / "summary.json").read_text()).get("optics") or {}
+        except (OSError, ValueError):
+            continue
+    fig = monitor_variants_plot(optics)
+    return None if fig is None else _save(_plt(), fig, path, "monitor_variants.png")
+
+
+def monitor_variants_plot(optics: dict[str, dict]):
+    """Seed 000 Fig. 5a: the transmittance of each optics monitor every variant has, against time
+    (min), one line per variant; ``optics`` maps a variant to its summary's ``optics`` entry. None
+    when the variants share no monitor."""
+    common = set.intersection(*(set(o.get("monitors") or {}) for o in optics.values())) if optics else set()
+    shared = [m for m in next(iter(optics.values()), {}).get("monitors", {}) if m in common]
+    if not shared:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(shared), figsize=(5 * len(shared) + 2, 4), squeeze=False)
+    for ax, monitor in zip(axes[0], shared, strict=True):
+        for n, o in optics.items():
+            ax.plot(np.asarray(o["times_s"]) / 60.0, o["monitors"][monitor], marker="o", ms=3, label=n)
+        ax.set(xlabel="t (min)", ylabel=f"transmittance T of square {monitor}", title=f"square {monitor}")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    return fig
 
 
 def _variants_figure(path: Path, names: list[str], reports: dict) -> Path | None:
@@ -460,6 +553,14 @@ def variants_report(path: Path, summary: dict) -> tuple[dict, list[str]]:
     if sweep is not None:
         md += ["Distance and rate against the drive current (seed 000 Fig. 5b):", "",
                f"![current sweep](figures/{sweep.name})", ""]
+    try:
+        monitors = _monitor_variants_figure(path, names)
+    except Exception as exc:
+        monitors = None
+        md += [f"(no monitor comparison figure: {type(exc).__name__}: {exc})", ""]
+    if monitors is not None:
+        md += ["The monitors' transmittance in time, one line per variant (seed 000 Fig. 5a, square T):", "",
+               f"![monitors](figures/{monitors.name})", ""]
     for n in names:
         md += _case_markdown(reports[n], path / n, level=2, prefix=f"{n}/", title=f"Variant {n}")
     return rep, md

@@ -96,13 +96,13 @@ def write_fields_stage(run: Run) -> None:
 def figures_stage(run: Run) -> None:
     """Optics table, figures and report of the written run (rank 0 draws; errors reach every rank)."""
     case, writer, summary = run.case, run.writer, run.summary
-    transport = run.transport is not None
+    if run.transport is not None:
+        from femion.post.optics import write_optics
+
+        summary["optics"] = writer.on_root(lambda: write_optics(writer.path), "cannot compute the film's optics")
+        writer.write_json("summary.json", summary)  # the report reads the optics (monitors, Δh) from it
 
     def draw():
-        if transport:
-            from femion.post.optics import write_optics
-
-            summary["optics"] = write_optics(writer.path)
         if case.output.figures:
             from femion.post.figures import render_result
 
@@ -110,11 +110,8 @@ def figures_stage(run: Run) -> None:
         from femion.post.report import write_report
 
         write_report(writer.path)
-        return summary.get("optics")
 
-    optics = writer.on_root(draw, "cannot draw the figures")
-    if transport:
-        summary["optics"] = optics
+    writer.on_root(draw, "cannot draw the figures")
 
 
 def has_transport(run: Run) -> bool:
