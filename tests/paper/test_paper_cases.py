@@ -130,7 +130,7 @@ def test_larger_current_moves_more_li(tmp_path):
 
     assert "figures/monitor_variants.png" in (out / "report.md").read_text()
     optics = {v: json.loads((out / v / "summary.json").read_text())["optics"] for v in ("I_20mA", "I_200mA")}
-    (ax,) = monitor_variants_plot(optics).axes
+    (ax,) = [a for a in monitor_variants_plot(optics).axes if a.get_title() == "square T"]
     assert ax.get_xlabel() == "t (min)" and ax.get_ylabel() == "transmittance T of square T" and len(ax.lines) == 2
     assert optics["I_200mA"]["monitors"]["T"][-1] < optics["I_20mA"]["monitors"]["T"][-1]
 
