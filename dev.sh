@@ -5,7 +5,7 @@
 #                                              ${FEMION_NP:-2} MPI ranks, write results/<case>/ with figures
 #   ./dev.sh test [pytest options]             set up, lint + types + import contracts, then the test suite
 #                                              (serial, then the MPI tests on 2 ranks)
-#   ./dev.sh setup                             only create .venv and install femion[wheel,test]
+#   ./dev.sh setup                             only create .venv and install femion[dolfinx,test]
 #
 # Python >= 3.12 is needed for the dolfinx-solver-real wheel: $FEMION_PYTHON if set, else the first
 # python3.13/python3.12 found on PATH or under ~/.pyenv/versions. To use an existing DOLFINx
@@ -38,7 +38,7 @@ setup() {
     echo "dev.sh: setting up $VENV with $py ($("$py" --version 2>&1))" >&2
     [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-    "$VENV/bin/python" -m pip install -q -e ".[wheel,test]" >&2
+    "$VENV/bin/python" -m pip install -q -e ".[dolfinx,test]" >&2
     echo "$want" > "$stamp"
 }
 

@@ -17,14 +17,16 @@ from pathlib import Path
 # femion._mpi first: it initialises the wheel (import dolfinx_solver) when that is installed
 # isort: off
 from femion._mpi import MPI, WHEEL
+from femion._versions import DolfinxVersionError, check_dolfinx_version
 import dolfinx
-import dolfinx.fem
-import dolfinx.fem.petsc
-import dolfinx.io
-import dolfinx.jit
-import dolfinx.mesh
-import ufl
-from petsc4py import PETSc
+check_dolfinx_version(dolfinx.__version__)  # before its modules: another version's may not even load
+import dolfinx.fem  # noqa: E402
+import dolfinx.fem.petsc  # noqa: E402
+import dolfinx.io  # noqa: E402
+import dolfinx.jit  # noqa: E402
+import dolfinx.mesh  # noqa: E402
+import ufl  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
 # isort: on
 
 #: FFCx JIT wait (s) for another process compiling the same form, unless $FEMION_JIT_TIMEOUT says
@@ -32,7 +34,8 @@ JIT_TIMEOUT = 600
 #: age (s) after which a ``<module>.c`` without ``<module>.c.cached`` is a killed compile's leftover
 STALE_COMPILE_S = 30 * 60
 
-__all__ = ["MPI", "WHEEL", "PETSc", "dolfinx", "geometry_dofmap", "ufl"]
+__all__ = ["MPI", "WHEEL", "DolfinxVersionError", "PETSc", "check_dolfinx_version", "dolfinx", "geometry_dofmap",
+           "ufl"]
 
 
 def geometry_dofmap(msh):

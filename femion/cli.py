@@ -1,4 +1,4 @@
-"""Command line: ``femion run | mesh | plot | report | validate | info``.
+"""Command line: ``femion run | mesh | plot | report | validate | info | reproduce | schema``.
 
 Works the same under ``mpiexec -n N femion ...``; only rank 0 prints. A case
 that cannot be run exits with status 2 and one line naming the key; a solver
@@ -62,32 +62,45 @@ def cmd_validate(args, comm) -> int:
 def cmd_run(args, comm) -> int:
     from femion.config import load_runs
     from femion.run.interrupts import stop_on_signals
-    from femion.run.pipeline import run_case
-    from femion.run.variants import run_variants
+    from femion.run.pipeline import run_all
 
     base, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)
     out = Path(args.out) if args.out else Path("results") / base.name
-    if args.resume and not (len(runs) == 1 and runs[0][0] is None):
-        from femion.config import CaseError
-
-        raise CaseError("--resume: resumes a case without variants (a variant's directory holds its checkpoints: "
-                        "copy the variant into a case of its own to resume it)")
     with stop_on_signals():  # Ctrl-C / SIGTERM: stop at the next step, keep the state
-        if len(runs) == 1 and runs[0][0] is None:
-            results = [run_case(runs[0][1], out, comm, progress=not args.no_progress, resume=args.resume)]
-            where = results[0].path
-        else:
-            where, results = run_variants(base, runs, out, comm, progress=not args.no_progress)
+        where, results = run_all(base, runs, out, comm, progress=not args.no_progress, resume=args.resume)
     if comm.rank == 0:
         for result in results:
             s = result.summary
             print(f"case {s['case']}: R = {s['resistance_ohm']:.6g} ohm, I = {s['current_A']:.6g} A, "
                   f"V = {s['voltage_V']:.6g} V, P = {s['joule_power_W']:.6g} W, "
                   f"max |B| at {s['interface']['name']} = {s['max_B_interface_T'] or 0:.6g} T")
+            if s.get("transport"):
+                print(transport_outcome(result.path, s))
         print(f"results: {where}")
         if (where / "report.md").exists():
             print(f"report: {where / 'report.md'}")
     return 0
+
+
+def transport_outcome(path: Path, s: dict) -> str:
+    """The last line a transport run prints: how it ended, its steps, conservation and how far the
+    exchanged ion moved in its last drive (from report.json, when the report was written)."""
+    import json
+
+    tr = s["transport"]
+    line = (f"transport {tr['status']} at t = {tr['final_time_s']:.6g} s: {tr['steps']} steps, "
+            f"{tr['newton_iterations']} Newton iterations, {tr['exchanging']} conservation "
+            f"{s.get('conservation_error_rel') or 0:.1e}")
+    try:
+        report = json.loads((path / "report.json").read_text())
+    except (OSError, ValueError):
+        return line
+    moves = [e for e in report.get("stages", []) if e.get("displacement_mm") is not None]
+    if moves:
+        e = moves[-1]
+        line += (f"; {e['label'] or e['action']}: {tr['exchanging']} centroid moved {e['displacement_mm']:.3g} mm "
+                 f"{'toward' if e['displacement_mm'] >= 0 else 'away from'} the current's end")
+    return line
 
 
 def cmd_reproduce(args, comm) -> int:
@@ -101,8 +114,7 @@ def cmd_reproduce(args, comm) -> int:
     from femion.post.reproduce import case_rows, write_table
     from femion.results import on_root
     from femion.run.interrupts import stop_on_signals
-    from femion.run.pipeline import run_case
-    from femion.run.variants import run_variants
+    from femion.run.pipeline import run_all
 
     folder = Path(args.cases_dir)
     files = sorted(folder.glob("*.yaml"))
@@ -123,10 +135,7 @@ def cmd_reproduce(args, comm) -> int:
             t0 = time.perf_counter()
             entry = {"case": f.stem, "observation": base.observation}
             try:
-                if len(runs) == 1 and runs[0][0] is None:
-                    run_case(runs[0][1], out / f.stem, comm, progress=not args.no_progress)
-                else:
-                    run_variants(base, runs, out / f.stem, comm, progress=not args.no_progress)
+                run_all(base, runs, out / f.stem, comm, progress=not args.no_progress)
                 entry["rows"] = case_rows(f.stem, out / f.stem)
             except Exception as exc:  # one case failing does not lose the others
                 if comm.size > 1 and not isinstance(exc, CaseError):
@@ -214,6 +223,8 @@ def cmd_info(args, comm) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="femion", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (each pipeline stage)")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="warnings and errors only")
     sub = p.add_subparsers(dest="command", required=True)
 
     def case_cmd(name, help_):
@@ -230,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = case_cmd("run", "run a case and write its results directory")
     r.add_argument("--out", help="results directory (default results/<case name>)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: plain log lines instead (as without a terminal)")
     r.add_argument("--resume", metavar="DIR",
                    help="continue the transport of an earlier run of the same case (an interrupted or stopped "
                         "result, or a leftover <out>.partial-<pid>) from its latest checkpoint")
@@ -243,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="(re)write report.md: measured outcomes beside the paper's observation")
     rp.add_argument("result")
     sub.add_parser("info", help="versions, MPI size and PETSc packages")
+    sc = sub.add_parser("schema", help="print the case file's JSON Schema (or its Markdown reference)")
+    sc.add_argument("--markdown", action="store_true", help="the reference of docs/case-reference.md instead")
     rr = sub.add_parser("reproduce", help="run every paper case and write a table of their headline figures")
     rr.add_argument("cases_dir", nargs="?", default="cases", help="folder of case files (default cases/)")
     rr.add_argument("--out", default="results/reproduce", help="results directory (default results/reproduce)")
@@ -252,12 +266,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_schema(args, comm) -> int:
+    """Print the case file's JSON Schema, or with --markdown the case-file reference."""
+    import json
+
+    from femion.config.reference import case_reference, case_schema
+
+    if comm.rank == 0:
+        print(case_reference() if args.markdown else json.dumps(case_schema(), indent=2) + "\n", end="")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_validate, "info": cmd_info,
-            "report": cmd_report, "reproduce": cmd_reproduce}
+            "report": cmd_report, "reproduce": cmd_reproduce, "schema": cmd_schema}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from femion._versions import DolfinxVersionError
     from femion.config import CaseError
     from femion.config.units import UnitError
     from femion.geometry.spec import GeometryError
@@ -265,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     from femion.run.interrupts import Interrupted
 
     comm = _comm()
+    from femion.run.progress import configure_logging
+
+    configure_logging(args.verbose - args.quiet, comm.rank)
 
     # The errors caught by type below are raised on every rank alike (collective checks); anything
     # else may have hit one rank only, whose partners would wait for it for ever: under MPI that
@@ -274,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, comm)
     except (CaseError, UnitError, GeometryError, OutputError) as exc:
+        _err(comm, str(exc))
+        return EXIT_BAD_INPUT
+    except DolfinxVersionError as exc:
         _err(comm, str(exc))
         return EXIT_BAD_INPUT
     except _raised("femion.conductor", "ConductorSolveError") as exc:

@@ -15,6 +15,7 @@ from femion.config.loading import (
     load_case,
     load_runs,
     load_yaml,
+    parse_overrides,
     read_case_mapping,
     validate_case,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "load_case",
     "load_runs",
     "load_yaml",
+    "parse_overrides",
     "parse_stage",
     "read_case_mapping",
     "to_si",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +201,9 @@ def _set_path(raw: dict, dotted: str, value: Any) -> None:
             node = node[key]
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``key.path=value`` strings (value read as YAML) to the raw case mapping."""
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``key.path=value`` strings → {key path: value read as YAML}, in order."""
+    out: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
             raise CaseError(f"--set {item}: expected key.path=value")
@@ -211,9 +213,15 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise CaseError(f"--set {item}: {key!r} is not a key path (form: key.path=value, e.g. "
                             "drives[0].current='0.1 A')")
         try:
-            value = load_yaml(text, f"--set {key}", key)
+            out[key] = load_yaml(text, f"--set {key}", key)
         except yaml.YAMLError:
-            value = text
+            out[key] = text
+    return out
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` strings (value read as YAML) to the raw case mapping."""
+    for key, value in parse_overrides(overrides).items():
         _set_path(raw, key, value)
     return raw
 
@@ -305,9 +313,10 @@ def _check_drive_overrides(case: Case, sources: list[tuple[str, list[str]]]) -> 
                                 f"set protocol[{j}].{own} instead")
 
 
-def load_runs(path: str | Path, overrides: list[str] | None = None, quick: bool = False,
+def load_runs(path: str | Path | Mapping, overrides: list[str] | None = None, quick: bool = False,
               variant: str | None = None) -> tuple[Case, list[tuple[str | None, Case]]]:
-    """The case and the runs it asks for: itself, or one per entry of ``variants``.
+    """The case (a file, or its mapping) and the runs it asks for: itself, or one per entry of
+    ``variants``.
 
     Each run's mapping is the case's with, in order: its ``quick`` overrides (``quick=True``),
     the variant's overrides, then the command line's ``--set`` overrides. An error a quick or
@@ -316,7 +325,7 @@ def load_runs(path: str | Path, overrides: list[str] | None = None, quick: bool 
     """
     import copy
 
-    raw = read_case_mapping(path)
+    raw = copy.deepcopy(dict(path)) if isinstance(path, Mapping) else read_case_mapping(path)
     base_raw = apply_overrides(copy.deepcopy(raw), overrides or [])
     base = validate_case(base_raw)
     if quick and not base.quick:

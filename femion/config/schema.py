@@ -19,12 +19,13 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from femion.config.checks import check_case
-from femion.config.units import format_si, to_si
+from femion.config.units import DIMENSIONS, format_si, to_si
 from femion.laws import electrolyte as electrolyte_law
 from femion.laws import materials
 from femion.laws.host import DIFFUSIVITY_LAWS
@@ -55,31 +56,59 @@ def _unit(kind: str) -> PlainSerializer:
     return PlainSerializer(lambda v: format_si(v, kind), return_type=str)
 
 
+def _schema(kind: str) -> WithJsonSchema:
+    """JSON Schema of a quantity (``femion schema``, docs/case-reference.md): a string with its unit,
+    or a bare number taken as SI."""
+    unit = DIMENSIONS[kind][1]
+    return WithJsonSchema({"type": ["string", "number"], "format": "quantity", "x-si-unit": unit,
+                           "description": f"{kind.replace('_', ' ')} with its unit, e.g. '{QUANTITY_EXAMPLES[kind]}'; "
+                                          f"a bare number is SI ({unit})"})
+
+
+#: an example value of each kind of quantity, in a unit the papers use
+QUANTITY_EXAMPLES = {
+    "length": "200 nm", "current": "0.2 A", "voltage": "3 V", "sheet_resistance": "8 ohm/sq",
+    "resistivity": "0.08 ohm*m", "conductivity": "0.56 S/m", "magnetic_flux_density": "50 uT",
+    "time": "5 min", "temperature": "25 degC", "diffusivity": "1e-14 m^2/s", "concentration": "1 mol/L",
+    "current_density": "0.1 A/m^2", "molar_energy": "-40 kJ/mol", "energy": "0.5 eV",
+    "length_per_tesla": "1 mm/T", "gradient_energy": "1e-12 J*m^2/mol", "areal_capacitance": "0.2 F/m^2",
+    "coloration_efficiency": "40 cm^2/C", "heat_transfer_coefficient": "10 W/(m^2*K)",
+}
+
+
 # each a float in SI to the type checker, parsed from a quantity with its unit by pydantic
-Length = Annotated[float, _si("length"), _unit("length")]
-PositiveLength = Annotated[float, _si("length", positive=True), _unit("length")]
-Current = Annotated[float, _si("current"), _unit("current")]
-Voltage = Annotated[float, _si("voltage"), _unit("voltage")]
-SheetResistance = Annotated[float, _si("sheet_resistance", positive=True), _unit("sheet_resistance")]
-Resistivity = Annotated[float, _si("resistivity", positive=True), _unit("resistivity")]
-FluxDensity = Annotated[float, _si("magnetic_flux_density"), _unit("magnetic_flux_density")]
-PositiveFluxDensity = Annotated[float, _si("magnetic_flux_density", positive=True), _unit("magnetic_flux_density")]
-Time = Annotated[float, _si("time", positive=True), _unit("time")]
-Temperature = Annotated[float, _si("temperature", positive=True), _unit("temperature")]
-Diffusivity = Annotated[float, _si("diffusivity", positive=True), _unit("diffusivity")]
-Conductivity = Annotated[float, _si("conductivity", positive=True), _unit("conductivity")]
+Length = Annotated[float, _si("length"), _unit("length"), _schema("length")]
+PositiveLength = Annotated[float, _si("length", positive=True), _unit("length"), _schema("length")]
+Current = Annotated[float, _si("current"), _unit("current"), _schema("current")]
+Voltage = Annotated[float, _si("voltage"), _unit("voltage"), _schema("voltage")]
+SheetResistance = Annotated[float, _si("sheet_resistance", positive=True),
+                            _unit("sheet_resistance"), _schema("sheet_resistance")]
+Resistivity = Annotated[float, _si("resistivity", positive=True), _unit("resistivity"), _schema("resistivity")]
+FluxDensity = Annotated[float, _si("magnetic_flux_density"),
+                        _unit("magnetic_flux_density"), _schema("magnetic_flux_density")]
+PositiveFluxDensity = Annotated[float, _si("magnetic_flux_density", positive=True),
+                                _unit("magnetic_flux_density"), _schema("magnetic_flux_density")]
+Time = Annotated[float, _si("time", positive=True), _unit("time"), _schema("time")]
+Temperature = Annotated[float, _si("temperature", positive=True), _unit("temperature"), _schema("temperature")]
+Diffusivity = Annotated[float, _si("diffusivity", positive=True), _unit("diffusivity"), _schema("diffusivity")]
+Conductivity = Annotated[float, _si("conductivity", positive=True), _unit("conductivity"), _schema("conductivity")]
 HeatTransferCoefficient = Annotated[float, _si("heat_transfer_coefficient", nonnegative=True),
-                                    _unit("heat_transfer_coefficient")]
-Concentration = Annotated[float, _si("concentration", positive=True), _unit("concentration")]
-CurrentDensity = Annotated[float, _si("current_density", nonnegative=True), _unit("current_density")]
-MolarEnergy = Annotated[float, _si("molar_energy"), _unit("molar_energy")]
-Energy = Annotated[float, _si("energy", positive=True), _unit("energy")]
-NonnegativeLength = Annotated[float, _si("length", nonnegative=True), _unit("length")]
-LengthPerTesla = Annotated[float, _si("length_per_tesla", nonnegative=True), _unit("length_per_tesla")]
-ArealCapacitance = Annotated[float, _si("areal_capacitance", nonnegative=True), _unit("areal_capacitance")]
-GradientEnergy = Annotated[float, _si("gradient_energy", nonnegative=True), _unit("gradient_energy")]
-ColorationEfficiency = Annotated[float, _si("coloration_efficiency", positive=True), _unit("coloration_efficiency")]
-SignedCurrent = Annotated[float, _si("current"), _unit("current")]
+                                    _unit("heat_transfer_coefficient"), _schema("heat_transfer_coefficient")]
+Concentration = Annotated[float, _si("concentration", positive=True), _unit("concentration"), _schema("concentration")]
+CurrentDensity = Annotated[float, _si("current_density", nonnegative=True),
+                           _unit("current_density"), _schema("current_density")]
+MolarEnergy = Annotated[float, _si("molar_energy"), _unit("molar_energy"), _schema("molar_energy")]
+Energy = Annotated[float, _si("energy", positive=True), _unit("energy"), _schema("energy")]
+NonnegativeLength = Annotated[float, _si("length", nonnegative=True), _unit("length"), _schema("length")]
+LengthPerTesla = Annotated[float, _si("length_per_tesla", nonnegative=True),
+                           _unit("length_per_tesla"), _schema("length_per_tesla")]
+ArealCapacitance = Annotated[float, _si("areal_capacitance", nonnegative=True),
+                             _unit("areal_capacitance"), _schema("areal_capacitance")]
+GradientEnergy = Annotated[float, _si("gradient_energy", nonnegative=True),
+                           _unit("gradient_energy"), _schema("gradient_energy")]
+ColorationEfficiency = Annotated[float, _si("coloration_efficiency", positive=True),
+                                 _unit("coloration_efficiency"), _schema("coloration_efficiency")]
+SignedCurrent = Annotated[float, _si("current"), _unit("current"), _schema("current")]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 Point2 = tuple[Length, Length]
@@ -514,14 +543,19 @@ class TransportSettings(_Model):
     Without a ``protocol`` the drives run for ``duration`` with ``outputs`` evenly spaced
     outputs; with one, the protocol sets the controls and times. ``model``: ``resolved`` solves
     the oxide and electrolyte through their thickness (the 3D stack or the 2D section);
-    ``shell`` solves their thin-film limit on the plan mesh (physics.md §2b; 3D cases only).
+    ``shell`` solves their thin-film limit on the plan mesh (docs/model.md §2b; 3D cases only).
     ``linear_solver``: Newton's linear solves, ``direct`` (MUMPS LU) or ``iterative`` (FGMRES on
     a field split, GAMG on the potentials: femion/transport/linear.py); the same answer to Newton's
-    tolerance, the iterative one needing less memory on large 3D stacks.
+    tolerance, the iterative one needing less memory on large 3D stacks. ``petsc_options``: PETSc
+    options added to (or replacing) those of the Newton solver and its linear solver, without their
+    prefix, e.g. ``{snes_monitor: null, ksp_view: null, mat_mumps_icntl_14: 200}`` (also from the
+    command line: ``--set transport.petsc_options.snes_monitor=null``).
     """
 
     model: Literal["resolved", "shell"] = "resolved"
     linear_solver: Literal["direct", "iterative"] = "direct"
+    petsc_options: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], str | int | float | bool | None] = \
+        Field(default_factory=dict)
     temperature: Temperature = 298.15
     duration: Time | None = None
     outputs: int = Field(5, ge=1)

@@ -129,8 +129,12 @@ def read_vtkhdf(file: Path, step: int | None = None):
         grid = pv.wrap(reader.GetOutput())
     finally:
         vtk.vtkObject.SetGlobalWarningDisplay(display)
-    if grid is None or grid.n_points == 0 or "u" not in grid.array_names:
-        raise OutputError(f"{file}: unreadable, no points or no values u")
+    # format 2 names the array after its field (the file's stem), format 1 "u": read as "u"
+    name = file.stem if file.stem in (grid.array_names if grid is not None else []) else "u"
+    if grid is None or grid.n_points == 0 or name not in grid.array_names:
+        raise OutputError(f"{file}: unreadable, no points or no values {file.stem}")
+    if name != "u":
+        grid.rename_array(name, "u")
     return grid
 
 
@@ -151,18 +155,67 @@ class Result:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.summary: dict = read_summary(self.path)
-        self.variants: list[str] = list(self.summary.get("variants", []))
-        if not self.variants and not (self.path / "sheets.npz").is_file():
+        #: a parent of variants: their names, in the order run (``variants`` opens them)
+        self.variant_names: list[str] = list(self.summary.get("variants", []))
+        if not self.variant_names and not (self.path / "sheets.npz").is_file():
             raise OutputError(f"{self.path / 'sheets.npz'}: missing")
+        self._variants: dict[str, Result] | None = None
         # The figures, optics and report read the same output steps again and again: keep the last
         # few grids (a 3D step can be large) and every film filling (plan nodes only, small).
         self._grid = lru_cache(maxsize=4)(self._read_grid)
         self._film: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+    @property
+    def variants(self) -> dict[str, Result]:
+        """A parent of variants: each variant's result by name ({} for a single run)."""
+        if self._variants is None:
+            self._variants = {n: Result(self.path / n) for n in self.variant_names}
+        return self._variants
+
     def _run_only(self) -> None:
-        if self.variants:
-            raise OutputError(f"{self.path} holds the variants {', '.join(self.variants)}: open one of them, "
-                              f"e.g. {self.path / self.variants[0]}")
+        if self.variant_names:
+            raise OutputError(f"{self.path} holds the variants {', '.join(self.variant_names)}: open one of "
+                              f"them, e.g. result.variants[{self.variant_names[0]!r}]")
+
+    def __repr__(self) -> str:
+        if self.variant_names:
+            return f"<femion Result {self.path}: variants {', '.join(self.variant_names)}>"
+        return f"<femion Result {self.path}: fields {', '.join(self.fields())}; outputs at {self.times} s>"
+
+    @property
+    def format_version(self) -> int:
+        """The results layout (femion.results.writer.FORMAT_VERSION; 1 for results without it)."""
+        return int(self.summary.get("format_version", 1))
+
+    def field(self, name: str, time: float | None = None):
+        """The pyvista grid of field ``name`` (:meth:`fields`) at output ``time`` (s; None for the
+        fields that do not change in time: B, phi_s_<conductor>, B_interface), its values in the
+        array ``name``, points in the plate's frame (m; a 2D section at y = section_y)."""
+        self._run_only()
+        if name in self.transport_fields():
+            if time is None:
+                raise ValueError(f"{name} changes in time: give time= one of the output times {self.times} s")
+            grid = self._read_step(name, time).copy()
+        elif time is not None:
+            raise ValueError(f"{name} does not change in time: call field({name!r}) without time")
+        else:
+            grid = self._grid(name, None).copy()
+        grid.rename_array("u", name)
+        if self._section_in_xy(name, grid):
+            pts = np.asarray(grid.points)
+            grid.points = np.c_[pts[:, 0], np.full(len(pts), self.summary["transport"]["section_y_m"]), pts[:, 1]]
+        return grid
+
+    def series(self, name: str) -> list[tuple[float, object]]:
+        """[(t, :meth:`field` at t)] of a transport field over every output time."""
+        return [(t, self.field(name, t)) for t in self.times]
+
+    def _section_in_xy(self, name: str, grid) -> bool:
+        """Whether ``grid`` is a 2D section field in format 1's x–y frame (y holding z)."""
+        tr = self.summary.get("transport") or {}
+        if tr.get("dimension") != 2 or name not in self.transport_fields():
+            return False
+        return self.format_version < 2 or bool(np.allclose(np.asarray(grid.points)[:, 2], 0.0))
 
     @property
     def plate_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -241,8 +294,10 @@ class Result:
             raise ValueError(f"{name} changes in time: give time= one of the output times {self.times} s")
         grid = self._read_step(name, time)
         tr = self.summary["transport"]
-        if tr["dimension"] == 2:  # the x–z section
+        if tr["dimension"] == 2 and self._section_in_xy(name, grid):  # the x–z section, drawn in x–y
             frame = np.c_[pts[:, 0], pts[:, 2], np.zeros(len(pts))]
+        elif tr["dimension"] == 2:  # the x–z section in the plate's frame
+            frame = np.c_[pts[:, 0], np.full(len(pts), tr["section_y_m"]), pts[:, 2]]
         elif tr.get("model") == "shell":  # the plan mesh: each film is one sheet, z is not resolved
             frame = np.c_[pts[:, 0], pts[:, 1], np.zeros(len(pts))]
         else:

@@ -155,6 +155,7 @@ class ResultWriter:
         def move():
             from femion import __version__
 
+            name_field_arrays(self.path)
             write_manifest(self.path, status, __version__)
             target = self.final
             if status == "completed":
@@ -337,6 +338,38 @@ def _beside(out: Path, status: str) -> Path:
         n += 1
         target = out.with_name(f"{out.name}.{status}-{stamp}-{n}")
     return target
+
+
+#: the layout of a results directory this femion writes (summary.json ``format_version``):
+#: 1 (no entry) every .vtkhdf array named "u" and a 2D section's fields in the x–y frame with y
+#: holding the physical z; 2 the arrays named after their field and a section in the x–z frame
+FORMAT_VERSION = 2
+
+
+def name_field_arrays(path: Path) -> None:
+    """Make the field files of results directory ``path`` open anywhere as what they are (format 2):
+    the data array of each ``fields/<name>.vtkhdf`` (DOLFINx writes it as "u") renamed ``<name>``,
+    and the fields of a 2D x–z section run moved from the x–y frame DOLFINx writes them in (y holding
+    the physical z) to the plate's frame, (x, section_y, z), beside the plan fields. Rank 0; the
+    summary.json of ``path`` says which fields are the section's."""
+    import h5py
+
+    summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else {}
+    tr = summary.get("transport") or {}
+    section = {f for group in (tr.get("fields") or {}).values() for f in group} if tr.get("dimension") == 2 else set()
+    for file in sorted((path / "fields").glob("*.vtkhdf")):
+        name = file.stem
+        with h5py.File(file, "r+") as h5:
+            root = h5["VTKHDF"]
+            for kind in ("PointData", "CellData"):
+                if kind in root and "u" in root[kind]:
+                    root[kind].move("u", name)
+                    offsets = root.get(f"Steps/{kind}Offsets")
+                    if offsets is not None and "u" in offsets:
+                        offsets.move("u", name)
+            if name in section:
+                points = root["Points"][...]
+                root["Points"][...] = np.c_[points[:, 0], np.full(len(points), tr["section_y_m"]), points[:, 1]]
 
 
 class FieldSeries:

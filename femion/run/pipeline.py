@@ -54,6 +54,7 @@ class Run:
     stop: Stop | None = None
     summary: dict | None = None
     resume: object = None  # femion.run.checkpoints.Resume: continue an earlier run's transport
+    progress: Stages | None = None  # the run's progress display (the transport adds simulated time)
 
 
 def mesh_stage(run: Run) -> None:
@@ -72,7 +73,7 @@ def magnetic_field_stage(run: Run) -> None:
 
 def transport_stage(run: Run) -> None:
     run.transport, run.stop = run_transport(run.case, run.writer, run.spec, run.sheets, run.solutions, run.comm,
-                                            run.resume, plan_mesh=run.plan_mesh)
+                                            run.resume, plan_mesh=run.plan_mesh, progress=run.progress)
 
 
 def write_fields_stage(run: Run) -> None:
@@ -160,6 +161,7 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
         run = Run(case, comm, writer, resume=found)
         names = [s for s in STAGES if s != "transport" or case.transport is not None]
         with Stages(names, comm.rank, enabled=progress) as bar:
+            run.progress = bar
             for stage in PIPELINE:
                 if not stage.when(run):
                     continue
@@ -175,3 +177,18 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
     if run.stop is not None:
         raise run.stop.error(writer.path)
     return RunResult(path=writer.path, summary=run.summary, sheets=run.solutions)
+
+
+def run_all(base: Case, runs: list, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, progress: bool = True,
+            resume: str | Path | None = None) -> tuple[Path, list[RunResult]]:
+    """Run what :func:`femion.config.load_runs` gave: the case itself into ``out``, or each variant
+    into ``out/<variant>`` (:func:`femion.run.variants.run_variants`). (results path, run results)."""
+    if len(runs) == 1 and runs[0][0] is None:
+        result = run_case(runs[0][1], out, comm, progress=progress, resume=resume)
+        return result.path, [result]
+    if resume is not None:
+        raise CaseError("--resume: resumes a case without variants (a variant's directory holds its checkpoints: "
+                        "copy the variant into a case of its own to resume it)")
+    from femion.run.variants import run_variants
+
+    return run_variants(base, runs, out, comm, progress=progress)

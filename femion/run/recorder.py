@@ -3,7 +3,9 @@ transport.csv after every step, and the conservation monitor.
 
 The transport.csv columns are a public contract (README): t_s, stage, dt_s, newton_iterations,
 exchange_current_A, theta_min, theta_max, <species>_mol, total_<exchanged>_mol and the min/max of
-every ion's concentration.
+every ion's concentration. A 2D x–z section stands for a metre of the plate's width: its current
+and amounts are per metre, and their columns say so (exchange_current_A_per_m, <species>_mol_per_m,
+total_<exchanged>_mol_per_m).
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ class Recorder:
     ``electrolyte`` (:attr:`fields` names them for summary.json), at the output times
     (:attr:`times`); a transport.csv row per step (:meth:`record`, the stepper's ``on_step``)."""
 
-    def __init__(self, problem, writer, formats, comm):
+    def __init__(self, problem, writer, formats, comm, per_width: bool = False):
         self.problem, self.comm = problem, comm
+        self.per = "_per_m" if per_width else ""  # a section's totals are per metre of width
         self.ions = [i.name for i in problem.electrolyte.ions]
         self.exchanged = problem.electrolyte.exchanging
         self._declare_fields()
@@ -75,6 +78,7 @@ class Recorder:
         self.monitor = ConservationMonitor(problem.totals(), self.ions, self.exchanged)
         self.stage = 0
         self.times = [0.0]
+        self.progress = None  # femion.run.progress.TransportProgress, told of every stage and step
 
     def add_series(self, group: str, functions: list, formats, writer) -> None:
         """One more series of fields (e.g. the stack's temperature T) written at the output times;
@@ -110,8 +114,9 @@ class Recorder:
 
     def _columns(self) -> list[str]:
         ions = self.ions
-        return (["t_s", "stage", "dt_s", "newton_iterations", "exchange_current_A", "theta_min", "theta_max"]
-                + [f"{k}_mol" for k in ["oxide", *ions]] + [f"total_{self.exchanged}_mol"]
+        per = self.per
+        return (["t_s", "stage", "dt_s", "newton_iterations", f"exchange_current_A{per}", "theta_min", "theta_max"]
+                + [f"{k}_mol{per}" for k in ["oxide", *ions]] + [f"total_{self.exchanged}_mol{per}"]
                 + [f"c_{n}_min_mol_m3" for n in ions] + [f"c_{n}_max_mol_m3" for n in ions])
 
     def update(self) -> None:
@@ -140,6 +145,8 @@ class Recorder:
         """A planned stage begins (its index goes into the rows)."""
         self.monitor.enter(stage.controls.closed, self.problem.totals)
         self.stage = stage.index
+        if self.progress is not None:
+            self.progress.stage(stage.index, stage.label, stage.t_start, stage.t_end)
 
     def record(self, rec) -> None:
         """One transport.csv row of the present state (``rec``: the step's record, None at the
@@ -154,12 +161,15 @@ class Recorder:
         self.monitor.cmin = min(self.monitor.cmin, self._min(self.c_ox), *mins.values())
         row = {"t_s": p.t, "stage": self.stage, "dt_s": rec.dt if rec else 0.0,
                "newton_iterations": rec.newton_iterations if rec else 0,
-               "exchange_current_A": p.exchange_current(), "theta_min": self._min(self.theta),
-               "theta_max": self._max(self.theta), "oxide_mol": tot["oxide"], f"total_{self.exchanged}_mol": total}
-        row.update({f"{n}_mol": tot[n] for n in ions})
+               f"exchange_current_A{self.per}": p.exchange_current(), "theta_min": self._min(self.theta),
+               "theta_max": self._max(self.theta), f"oxide_mol{self.per}": tot["oxide"],
+               f"total_{self.exchanged}_mol{self.per}": total}
+        row.update({f"{n}_mol{self.per}": tot[n] for n in ions})
         row.update({f"c_{n}_min_mol_m3": mins[n] for n in ions})
         row.update({f"c_{n}_max_mol_m3": self._max(self.c_el[n]) for n in ions})
         self.csv.row(row)
+        if rec is not None and self.progress is not None:
+            self.progress.step(p.t, rec.dt, rec.newton_iterations)
         if rec is not None:
             interrupts.check(self.comm, f"at t = {p.t:g} s")
 

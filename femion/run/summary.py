@@ -9,6 +9,7 @@ import platform
 from femion import __version__
 from femion._dolfinx import PETSc, dolfinx
 from femion.geometry import plan
+from femion.results.writer import FORMAT_VERSION
 from femion.transport import device
 
 
@@ -42,6 +43,7 @@ def run_summary(case, solutions, field, plan_mesh, comm) -> dict:
     top level), B (``field``: :class:`femion.run.sheets.MagneticField`), layers, mesh, versions."""
     primary = solutions[0]
     return {
+        "format_version": FORMAT_VERSION,
         "case": case.name,
         "description": case.description,
         "observation": case.observation,
@@ -129,7 +131,8 @@ def protocol_summary(case, planned) -> list[dict]:
 def variants_summary(base, runs, done: list[str], stopped, comm) -> dict:
     """A parent of variants: the variants written (``done``) and, if one stopped (``stopped``:
     (name, Stop)), which and why, and the variants not run."""
-    entry = {"case": base.name, "description": base.description, "observation": base.observation,
+    entry = {"format_version": FORMAT_VERSION,
+             "case": base.name, "description": base.description, "observation": base.observation,
              "variants": done, "mpi_size": comm.size, "versions": versions()}
     if stopped is not None:
         entry["stopped"] = {"variant": stopped[0], "reason": stopped[1].reason, "status": stopped[1].status,

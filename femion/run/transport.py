@@ -21,13 +21,14 @@ from femion.transport.problem import TransportSolveError
 from femion.transport.stepping import StepControl, StepFailure, Stepper
 
 
-def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan_mesh=None):
+def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan_mesh=None, progress=None):
     """Run the protocol (or the drives for ``duration``), writing fields at the output times, a
     CSV row for every step and a checkpoint at every output time (and where it stops). With
     ``resume`` (:class:`~femion.run.checkpoints.Resume`) it continues an earlier run of the same
     case from its latest checkpoint. Returns (summary entries, None) or, if the time step collapsed
     or a stop was requested, the entries of the last good state and a :class:`~femion.run.stops.Stop`.
-    The shell model (``transport.model: shell``) runs on ``plan_mesh`` (built here if not given)."""
+    The shell model (``transport.model: shell``) runs on ``plan_mesh`` (built here if not given);
+    ``progress`` (:class:`femion.run.progress.Stages`) shows it in simulated time."""
     if is_shell(case):
         stack = plan_mesh if plan_mesh is not None else geometry.build_plan_mesh(spec, comm)
     elif case.mesh.dimension == 3:
@@ -41,9 +42,12 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan
     if case.transport.mechanism.thermal:
         dev.heating = Heating(case, stack, {s.name: s for s in solutions}, dev.problem.temperature, comm)
         dev.problem.before_step = dev.heating.at
-    recorder = Recorder(dev.problem, writer, tuple(case.output.fields), comm)
+    section = not is_shell(case) and case.mesh.dimension == 2  # totals per metre of the plate's width
+    recorder = Recorder(dev.problem, writer, tuple(case.output.fields), comm, per_width=section)
     if dev.heating is not None:
         recorder.add_series("stack", [dev.problem.temperature], tuple(case.output.fields), writer)
+    if progress is not None:
+        recorder.progress = progress.transport(planned[-1].t_end, len(planned))
     st = case.transport.steps
     stepper = Stepper(dev.problem, StepControl(dt_initial=st.initial, dt_min=st.min, dt_max=st.max, order=st.order,
                                                   tolerance=st.tolerance),
@@ -57,6 +61,8 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan
             entries["thermal"] = dev.heating.summary()
         return entries, stop
     finally:
+        if recorder.progress is not None:
+            recorder.progress.close()
         recorder.close()
         dev.problem.close()
         if dev.heating is not None:

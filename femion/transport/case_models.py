@@ -201,5 +201,6 @@ def build_problem(case: Case, stack, voltages: dict[str, float], prefix: str):
                            step_params=lor.step_params() if closure else {"lam0": 0.0})
     problem = TransportProblem(domain, oxide_model(case, ox_layer, conductor, T), electrolyte_model(case, el_layer),
                                kinetics_model(case), temperature=T, top=top, electron_contacts=contacts,
-                               lorentz=lorentz, prefix=prefix, linear_solver=tr.linear_solver)
+                               lorentz=lorentz, prefix=prefix, linear_solver=tr.linear_solver,
+                               petsc_options=dict(tr.petsc_options))
     return problem, names, None if conductor is None else conductor.name

@@ -127,10 +127,10 @@ class Constraints:
 
 
 def nonlinear_problem(residual, unknowns, bcs, entity_maps, prefix: str, volume: float, converged,
-                      linear_solver: str = "direct"):
+                      linear_solver: str = "direct", extra_options: dict | None = None):
     """The dolfinx NonlinearProblem of the residual blocks with ``bcs``: the ``linear_solver`` of
-    linear.py (MUMPS, or GMRES on a field split), tolerances 1e-13 relative and 1e-14·|Ω|
-    absolute, ``converged`` as its test."""
+    linear.py (MUMPS, or GMRES on a field split) with the case's ``extra_options`` over it,
+    tolerances 1e-13 relative and 1e-14·|Ω| absolute, ``converged`` as its test."""
     problem = dolfinx.fem.petsc.NonlinearProblem(
         ufl.extract_blocks(residual),
         unknowns,
@@ -138,7 +138,7 @@ def nonlinear_problem(residual, unknowns, bcs, entity_maps, prefix: str, volume:
         kind="mpi",
         entity_maps=entity_maps,
         petsc_options_prefix=prefix,
-        petsc_options=petsc_options(linear_solver),
+        petsc_options={**petsc_options(linear_solver), **(extra_options or {})},
     )
     problem.solver.setTolerances(rtol=1e-13, atol=1e-14 * volume, stol=0.0, max_it=25)
     problem.solver.setConvergenceTest(converged)

@@ -38,7 +38,7 @@ class TransportProblem:
     ``dirichlet``: {field: (locate(x), value(x, t))}; ``sources``: manufactured sources, a dict of
     UFL or (x, t) → dict (terms.manufactured_sources); ``magnetic_field``: x → B(x) (T);
     ``linear_solver``: the Newton's linear solves, ``direct`` (MUMPS) or ``iterative`` (GMRES on a
-    field split: transport/linear.py).
+    field split: transport/linear.py); ``petsc_options``: options added to those (no prefix).
     """
 
     def __init__(
@@ -60,6 +60,7 @@ class TransportProblem:
         magnetic_field: Callable[[np.ndarray], np.ndarray] | None = None,
         lorentz: LorentzModel | None = None,
         linear_solver: str = "direct",
+        petsc_options: dict | None = None,
     ):
         self.domain, self.oxide, self.electrolyte, self.kinetics = domain, oxide, electrolyte, kinetics
         self.top_electrode = top
@@ -68,6 +69,7 @@ class TransportProblem:
         self._given = SimpleNamespace(temperature=temperature, contacts=list(electron_contacts), sources=sources,
                                       dirichlet=dirichlet, electrolyte_initial=electrolyte_initial or {},
                                       magnetic_field=magnetic_field, prefix=prefix, linear_solver=linear_solver,
+                                      petsc_options=dict(petsc_options or {}),
                                       quadrature={"quadrature_degree": quadrature_degree, "lumped_mass": lumped_mass})
         self.initialise()
 
@@ -204,7 +206,7 @@ class TransportProblem:
         top = self.j_top is not None and float(self.top_connected.value) > 0
         self.constraints.select(self.u, exchange, top, lambda bcs, n: nonlinear_problem(
             self.residual, [self.u[name] for name in self.names], bcs, self.entity_maps, f"{self._given.prefix}{n}_",
-            self.volume, self.newton.converged, self._given.linear_solver))
+            self.volume, self.newton.converged, self._given.linear_solver, self._given.petsc_options))
 
     # ------------------------------------------------------------ stepping
     def step(self, dt: float, order: int = 1, dt_prev: float | None = None, budget: int | None = None) -> int:

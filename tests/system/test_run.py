@@ -127,7 +127,10 @@ def test_transport_run_writes_contract_and_conserves(comm, shared_tmp):
     assert 1e-15 < s["max_hall_parameter"] < 1e-12
     assert res.times == pytest.approx([0.0, 20.0, 40.0])
     header = (out / "transport.csv").read_text().splitlines()[0].split(",")
-    assert {"t_s", "dt_s", "newton_iterations", "exchange_current_A", "total_Li_mol", "c_Li_min_mol_m3"} <= set(header)
+    # a section's totals are per metre of the plate's width, and the columns say so
+    assert {"t_s", "dt_s", "newton_iterations", "exchange_current_A_per_m", "total_Li_mol_per_m",
+            "oxide_mol_per_m", "c_Li_min_mol_m3"} <= set(header)
+    assert not {"exchange_current_A", "total_Li_mol"} & set(header)
     zo, ze = np.mean(res.layer_z["oxide"]), np.mean(res.layer_z["electrolyte"])
     xs = np.array([0.005, 0.025, 0.045])
     ox_pts = np.c_[xs, np.full(3, 0.01), np.full(3, zo)]

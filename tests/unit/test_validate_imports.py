@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from ..conftest import CASES, ROOT
@@ -48,3 +49,26 @@ def test_validate_rejects_a_bad_shape_without_dolfinx(tmp_path):
     assert result["status"] == 2 and result["loaded"] == [], result
     assert err.strip().splitlines() == [
         "femion: error: geometry.layers[4].pattern.include[0]: polygon is not simple (Self-intersection[0.0125 0.01])"]
+
+
+def test_dolfinx_version_gate():
+    """femion runs on DOLFINx 0.11 only: any other version stops with one line saying what to install."""
+    from femion._versions import DolfinxVersionError, check_dolfinx_version
+
+    for ok in ("0.11.0", "0.11.2", "0.11.0.dev0"):
+        check_dolfinx_version(ok)
+    for bad in ("0.10.0", "0.12.0", "1.0.0", "unknown"):
+        with pytest.raises(DolfinxVersionError, match=rf"needs DOLFINx 0\.11 \(found {bad}\)"):
+            check_dolfinx_version(bad)
+
+
+def test_an_unsupported_dolfinx_exits_2_with_one_line(tmp_path):
+    """A DOLFINx 0.10 on the path (here a stand-in package) is refused as femion loads it: exit 2, one line."""
+    (tmp_path / "dolfinx").mkdir()
+    (tmp_path / "dolfinx" / "__init__.py").write_text('__version__ = "0.10.0"\n')
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-m", "femion", "info"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "femion needs DOLFINx 0.11 (found 0.10.0)" in done.stderr
