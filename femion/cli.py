@@ -1,4 +1,4 @@
-"""Command line: ``femion run | mesh | plot | report | validate | info | reproduce | schema``.
+"""Command line: ``femion run | mesh | plot | report | validate | info | reproduce | schema | examples``.
 
 Works the same under ``mpiexec -n N femion ...``; only rank 0 prints. A case
 that cannot be run exits with status 2 and one line naming the key; a solver
@@ -255,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="(re)write report.md: measured outcomes beside the paper's observation")
     rp.add_argument("result")
     sub.add_parser("info", help="versions, MPI size and PETSc packages")
+    ex = sub.add_parser("examples", help="copy the shipped paper cases into a directory, to run or edit")
+    ex.add_argument("directory", nargs="?", default="femion-cases", help="where to (default ./femion-cases)")
     sc = sub.add_parser("schema", help="print the case file's JSON Schema (or its Markdown reference)")
     sc.add_argument("--markdown", action="store_true", help="the reference of docs/case-reference.md instead")
     rr = sub.add_parser("reproduce", help="run every paper case and write a table of their headline figures")
@@ -264,6 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--quick", action="store_true", help="each case's 'quick' overrides")
     rr.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def cmd_examples(args, comm) -> int:
+    """Copy the shipped case files into ``args.directory``."""
+    from femion.config import CaseError
+    from femion.examples import copy_examples
+
+    if comm.rank == 0:
+        try:
+            files = copy_examples(Path(args.directory))
+        except (FileExistsError, FileNotFoundError) as exc:
+            raise CaseError(str(exc)) from None
+        print(f"{len(files)} cases in {args.directory}: {', '.join(f.stem for f in files)}")
+        print(f"run one: femion run {Path(args.directory) / 'fig4_model_III.yaml'} --quick")
+    return 0
 
 
 def cmd_schema(args, comm) -> int:
@@ -278,7 +295,7 @@ def cmd_schema(args, comm) -> int:
 
 
 COMMANDS = {"run": cmd_run, "mesh": cmd_mesh, "plot": cmd_plot, "validate": cmd_validate, "info": cmd_info,
-            "report": cmd_report, "reproduce": cmd_reproduce, "schema": cmd_schema}
+            "report": cmd_report, "reproduce": cmd_reproduce, "schema": cmd_schema, "examples": cmd_examples}
 
 
 def main(argv: list[str] | None = None) -> int:
