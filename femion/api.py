@@ -74,14 +74,14 @@ def run(case: Case | str | Path | Mapping, out: str | Path | None = None, comm=N
     ``comm``: the MPI communicator (default COMM_WORLD; every rank calls ``run``). ``progress``: the
     rich progress display on rank 0 (off by default, for notebooks and scripts; logging still
     reports). ``variant``: run only that variant. ``resume``: continue an interrupted run from the
-    results directory it left. Raises :class:`femion.run.stops.RunStopped` when the transport
+    results directory it left. Raises :class:`femion.runner.stops.RunStopped` when the transport
     stopped early (its last good state kept) and CaseError on a bad case.
     """
     from femion._dolfinx import MPI
     from femion.config import dump_case
     from femion.results.reader import open_result
-    from femion.run.interrupts import stop_on_signals
-    from femion.run.pipeline import run_all
+    from femion.runner.interrupts import stop_on_signals
+    from femion.runner.pipeline import run_all
 
     if not isinstance(case, Case):
         case = load_case(case)

@@ -61,8 +61,8 @@ def cmd_validate(args, comm) -> int:
 
 def cmd_run(args, comm) -> int:
     from femion.config import load_runs
-    from femion.run.interrupts import stop_on_signals
-    from femion.run.pipeline import run_all
+    from femion.runner.interrupts import stop_on_signals
+    from femion.runner.pipeline import run_all
 
     base, runs = load_runs(args.case, args.set, quick=args.quick, variant=args.variant)
     out = Path(args.out) if args.out else Path("results") / base.name
@@ -113,8 +113,8 @@ def cmd_reproduce(args, comm) -> int:
     from femion.config import CaseError, load_runs
     from femion.post.reproduce import case_rows, write_table
     from femion.results import on_root
-    from femion.run.interrupts import stop_on_signals
-    from femion.run.pipeline import run_all
+    from femion.runner.interrupts import stop_on_signals
+    from femion.runner.pipeline import run_all
 
     folder = Path(args.cases_dir)
     files = sorted(folder.glob("*.yaml"))
@@ -207,7 +207,7 @@ def cmd_plot(args, comm) -> int:
 
 def cmd_info(args, comm) -> int:
     from femion._dolfinx import WHEEL, PETSc
-    from femion.run.summary import versions
+    from femion.runner.summary import versions
 
     if comm.rank == 0:
         for k, v in versions().items():
@@ -305,10 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     from femion.config.units import UnitError
     from femion.geometry.spec import GeometryError
     from femion.results import OutputError
-    from femion.run.interrupts import Interrupted
+    from femion.runner.interrupts import Interrupted
 
     comm = _comm()
-    from femion.run.progress import configure_logging
+    from femion.runner.progress import configure_logging
 
     configure_logging(args.verbose - args.quiet, comm.rank)
 
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     except _raised("femion.conductor", "ConductorSolveError") as exc:
         _err(comm, f"solver failed: {exc}")
         return EXIT_FAILURE
-    except _raised("femion.run.stops", "RunStopped") as exc:
+    except _raised("femion.runner.stops", "RunStopped") as exc:
         _err(comm, str(exc))
         return exc.exit_status
     except Interrupted as exc:

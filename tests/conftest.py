@@ -80,3 +80,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(tier)
             if tier == "paper":
                 item.add_marker("slow")
+
+
+def problems(stderr: str) -> list[str]:
+    """The lines of a run's stderr that are not its progress log (``femion: stage ...``, INFO)."""
+    return [line for line in stderr.strip().splitlines() if line and not line.startswith("femion: stage ")]

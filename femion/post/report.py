@@ -538,29 +538,21 @@ def variants_report(path: Path, summary: dict) -> tuple[dict, list[str]]:
                   f"{_fmt(c['tau_relax_s'])} | {_fmt(c['max_temperature_rise_K'], '.3g')} | "
                   f"{_fmt(c['conservation_error_rel'], '.2e')} |")
     md.append("")
-    try:
-        fig = _variants_figure(path, names, reports)
-    except Exception as exc:
-        fig = None
-        md += [f"(no comparison figure: {type(exc).__name__}: {exc})", ""]
-    if fig is not None:
-        md += [f"![variants](figures/{fig.name})", ""]
-    try:
-        sweep = _current_sweep_figure(path, rep["comparison"])
-    except Exception as exc:
-        sweep = None
-        md += [f"(no current-sweep figure: {type(exc).__name__}: {exc})", ""]
-    if sweep is not None:
-        md += ["Distance and rate against the drive current (seed 000 Fig. 5b):", "",
-               f"![current sweep](figures/{sweep.name})", ""]
-    try:
-        monitors = _monitor_variants_figure(path, names)
-    except Exception as exc:
-        monitors = None
-        md += [f"(no monitor comparison figure: {type(exc).__name__}: {exc})", ""]
-    if monitors is not None:
-        md += ["The monitors' transmittance in time, one line per variant (seed 000 Fig. 5a, square T):", "",
-               f"![monitors](figures/{monitors.name})", ""]
+    figures = (  # (draw, what it is, the caption above it or None)
+        (lambda: _variants_figure(path, names, reports), "comparison", None),
+        (lambda: _current_sweep_figure(path, rep["comparison"]), "current-sweep",
+         "Distance and rate against the drive current (seed 000 Fig. 5b):"),
+        (lambda: _monitor_variants_figure(path, names), "monitor comparison",
+         "The monitors' transmittance in time, one line per variant (seed 000 Fig. 5a, square T):"),
+    )
+    for draw, what, caption in figures:
+        try:
+            fig = draw()
+        except Exception as exc:  # a figure that cannot be drawn is said, not fatal to the report
+            md += [f"(no {what} figure: {type(exc).__name__}: {exc})", ""]
+            continue
+        if fig is not None:
+            md += ([caption, ""] if caption else []) + [f"![{fig.stem.replace('_', ' ')}](figures/{fig.name})", ""]
     for n in names:
         md += _case_markdown(reports[n], path / n, level=2, prefix=f"{n}/", title=f"Variant {n}")
     return rep, md

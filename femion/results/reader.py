@@ -65,7 +65,7 @@ _TRANSPORT_SUMMARY = {
                   "{dimension: 2|3, fields: {oxide: [...], electrolyte: [...]}, c_max_mol_m3, oxide_layer, "
                   "electrolyte_layer, exchanging}"),
 }
-# ... of a parent of variants (it has "variants", see femion.run.variants)
+# ... of a parent of variants (it has "variants", see femion.runner.variants)
 _VARIANTS_SUMMARY = {
     "case": _RUN_SUMMARY["case"],
     "variants": (lambda v: _names(v) and bool(v), "a list of variant names"),

@@ -185,7 +185,7 @@ def build_problem(case: Case, stack, voltages: dict[str, float], prefix: str):
         top_name = f"{el_layer.name}|{above.name}" if above is not None else "none"
         domain = TransportDomain.from_stack(stack, ox_layer.name, el_layer.name, top_name)
     # one temperature for every form (host law, D_s, RT/F, Arrhenius): a uniform Constant, or with
-    # Joule heating a field on the stack that the heat problem updates (femion.run.heating)
+    # Joule heating a field on the stack that the heat problem updates (femion.runner.heating)
     if tr.mechanism.thermal:
         T = TemperatureField(domain.mesh, float(tr.temperature))
     else:

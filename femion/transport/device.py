@@ -34,7 +34,7 @@ class Device:
         self.field_parts = field_parts  # "external" and conductor → {"oxide": B, "electrolyte": B} arrays
         self.top_potential = top_potential  # x → φ_s of the driven top sheet at its solved drive
         self.film_potential = film_potential  # x → φ_s of the film's driven conductor at its solved drive
-        #: the stack's Joule heating (femion.run.heating.Heating) with transport.mechanism.thermal, else None
+        #: the stack's Joule heating (femion.runner.heating.Heating) with transport.mechanism.thermal, else None
         self.heating = None
 
     def apply(self, controls: Controls, voltages: dict[str, float]) -> None:

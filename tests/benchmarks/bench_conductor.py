@@ -18,7 +18,7 @@ from femion._dolfinx import MPI
 from femion.config import load_case
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
-from femion.run.sheets import interface_field, interface_of, solve_conductors
+from femion.runner.sheets import interface_field, interface_of, solve_conductors
 
 CASE = Path(__file__).resolve().parents[2] / "cases" / "strip_drive.yaml"
 

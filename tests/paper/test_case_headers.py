@@ -176,7 +176,7 @@ def test_fig5c_track_resistance_and_drop_match_the_header(comm):
     """fig5c's header: "the track (52 ohm, femion's conductor stage) drops 1.04 V" at 0.02 A."""
     from femion.geometry import mesh as geometry
     from femion.geometry import plan
-    from femion.run.sheets import solve_conductors
+    from femion.runner.sheets import solve_conductors
 
     head = _header("fig5c_two_track")
     R_printed = re.search(r"(\d+(?:\.\d+)?) ohm, femion's conductor stage", head).group(1)

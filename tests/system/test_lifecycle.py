@@ -19,7 +19,7 @@ import pytest
 from femion import cli
 from femion.results.writer import MANIFEST, RunLock
 
-from ..conftest import CASES
+from ..conftest import CASES, problems
 
 FAST = ["--no-progress", "--set", "mesh.cell_size=2 mm", "--set", "output.figures=false"]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -125,7 +125,7 @@ def test_a_stopped_run_goes_beside_a_complete_result(tmp_path, capsys):
                "--set", "transport.steps.initial=60 s", "--set", "transport.steps.min=30 s",
                "--set", "transport.steps.max=60 s", case="strip_transport.yaml")
     assert code == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    err = problems(capsys.readouterr().err)
     assert len(err) == 1 and "res.stopped-" in err[0]
     assert json.loads((out / "summary.json").read_text()) == before
     (stopped,) = tmp_path.glob("res.stopped-*")
@@ -227,7 +227,7 @@ if mode == "disk-full-on-rank-0" and rank == 0:
         return real(self, *a, **k)
     pathlib.Path.write_text = full
 if mode == "bug-on-rank-1" and rank == 1:
-    import femion.run.pipeline as s
+    import femion.runner.pipeline as s
     def broken(*a, **k):
         raise RuntimeError("a bug on one rank")
     s.solve_conductors = broken

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from femion import cli
-from femion.run import progress
+from femion.runner import progress
 
 from ..conftest import CASES
 

@@ -11,7 +11,7 @@ from scipy.constants import mu_0
 import femion
 from femion import cli
 
-from ..conftest import CASES
+from ..conftest import CASES, problems
 
 SUMMARY_KEYS = {"resistance_ohm", "current_A", "voltage_V", "joule_power_W", "max_B_interface_T", "layer_z_m",
                 "versions", "mpi_size", "wall_time_s"}
@@ -218,7 +218,7 @@ def test_a_stopped_variant_keeps_its_last_good_state_and_the_variants_before_it(
     case.write_text(yaml.safe_dump(data, sort_keys=False))
     out = tmp_path / "result"
     assert cli.main(["run", str(case), "--out", str(out), "--no-progress"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    err = problems(capsys.readouterr().err)
     assert len(err) == 1 and "variant collapses" in err[0] and "not run: never" in err[0]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["variants"] == ["fine", "collapses"]

@@ -129,7 +129,7 @@ def test_a_heated_run_agrees_on_one_and_two_ranks(comm, shared_tmp):
     if comm.size == 1:
         pytest.skip("compares a run on several ranks with a serial one: run under mpiexec -n 2")
     from femion.config import load_runs
-    from femion.run.pipeline import run_case
+    from femion.runner.pipeline import run_case
 
     case = load_runs(CASES / "fig4_model_III.yaml", ["transport.mechanism.thermal=true", "output.figures=false"],
                      quick=True)[1][0][1]

@@ -12,7 +12,7 @@ from femion.geometry import mesh as geometry
 from femion.geometry import plan
 from femion.geometry.spec import two_track_pattern
 from femion.magnetic.biot_savart import magnetic_flux_density
-from femion.run.sheets import solve_conductors
+from femion.runner.sheets import solve_conductors
 
 from ..conftest import CASES
 

@@ -3,9 +3,9 @@
 The run is a list of named stages (:data:`PIPELINE`), each a small function of the
 :class:`Run` it fills in: mesh, conductor, magnetic field, transport, write fields, figures. A stop
 requested between the first three leaves nothing behind; once the transport runs, a stop keeps
-the last good state (:class:`~femion.run.stops.RunStopped`). This module reads no files and
+the last good state (:class:`~femion.runner.stops.RunStopped`). This module reads no files and
 parses no options: the CLI hands it a validated :class:`~femion.config.schema.Case` and an output
-directory; variants are :mod:`femion.run.variants`.
+directory; variants are :mod:`femion.runner.variants`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from femion.config import Case, CaseError, dump_case
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
 from femion.results.writer import ResultWriter
-from femion.run import interrupts
-from femion.run.progress import Stages
-from femion.run.sheets import magnetic_field, solve_conductors
-from femion.run.stops import RunStopped, Stop
-from femion.run.summary import run_summary
-from femion.run.transport import run_transport
+from femion.runner import interrupts
+from femion.runner.progress import Stages
+from femion.runner.sheets import magnetic_field, solve_conductors
+from femion.runner.stops import RunStopped, Stop
+from femion.runner.summary import run_summary
+from femion.runner.transport import run_transport
 
 __all__ = ["PIPELINE", "STAGES", "Run", "RunResult", "RunStopped", "run_case"]
 
@@ -49,11 +49,11 @@ class Run:
     plan_mesh: object = None
     solutions: list = field(default_factory=list)  # SheetSolution of each drive
     sheets: list = field(default_factory=list)  # their sheet currents
-    magnetic: object = None  # femion.run.sheets.MagneticField
+    magnetic: object = None  # femion.runner.sheets.MagneticField
     transport: dict | None = None  # summary entries of the transport
     stop: Stop | None = None
     summary: dict | None = None
-    resume: object = None  # femion.run.checkpoints.Resume: continue an earlier run's transport
+    resume: object = None  # femion.runner.checkpoints.Resume: continue an earlier run's transport
     progress: Stages | None = None  # the run's progress display (the transport adds simulated time)
 
 
@@ -151,7 +151,7 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
     """Run ``case`` and write its results directory ``out`` (see :mod:`femion.results.writer`);
     ``resume``: a results directory of an earlier run of the same case whose transport stopped
     (interrupted, or a leftover partial directory): continue from its latest checkpoint."""
-    from femion.run.checkpoints import Resume
+    from femion.runner.checkpoints import Resume
 
     t_start = time.perf_counter()
     found = None if resume is None else Resume.find(resume)
@@ -182,13 +182,13 @@ def run_case(case: Case, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, pr
 def run_all(base: Case, runs: list, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, progress: bool = True,
             resume: str | Path | None = None) -> tuple[Path, list[RunResult]]:
     """Run what :func:`femion.config.load_runs` gave: the case itself into ``out``, or each variant
-    into ``out/<variant>`` (:func:`femion.run.variants.run_variants`). (results path, run results)."""
+    into ``out/<variant>`` (:func:`femion.runner.variants.run_variants`). (results path, run results)."""
     if len(runs) == 1 and runs[0][0] is None:
         result = run_case(runs[0][1], out, comm, progress=progress, resume=resume)
         return result.path, [result]
     if resume is not None:
         raise CaseError("--resume: resumes a case without variants (a variant's directory holds its checkpoints: "
                         "copy the variant into a case of its own to resume it)")
-    from femion.run.variants import run_variants
+    from femion.runner.variants import run_variants
 
     return run_variants(base, runs, out, comm, progress=progress)

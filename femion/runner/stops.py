@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from femion.run import interrupts
+from femion.runner import interrupts
 from femion.transport.stepping import StepFailure
 
 

@@ -40,7 +40,7 @@ def _drive(s) -> dict:
 
 def run_summary(case, solutions, field, plan_mesh, comm) -> dict:
     """The entries every run writes: the conductor stage's solutions (the first drive's at the
-    top level), B (``field``: :class:`femion.run.sheets.MagneticField`), layers, mesh, versions."""
+    top level), B (``field``: :class:`femion.runner.sheets.MagneticField`), layers, mesh, versions."""
     primary = solutions[0]
     return {
         "format_version": FORMAT_VERSION,

@@ -7,10 +7,10 @@ from pathlib import Path
 from femion._dolfinx import MPI
 from femion.config import dump_case
 from femion.results.writer import ResultWriter
-from femion.run import interrupts
-from femion.run.pipeline import run_case
-from femion.run.stops import RunStopped, Stop
-from femion.run.summary import variants_summary
+from femion.runner import interrupts
+from femion.runner.pipeline import run_case
+from femion.runner.stops import RunStopped, Stop
+from femion.runner.summary import variants_summary
 
 
 def run_variants(base, runs, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, progress: bool = True):

@@ -167,7 +167,7 @@ class Heating:
         return {"heat": self.heat.T.function_space}
 
     def checkpoint(self) -> tuple[dict, dict, dict]:
-        """(spaces, arrays, meta) of the heat state for a checkpoint (femion.run.checkpoints)."""
+        """(spaces, arrays, meta) of the heat state for a checkpoint (femion.runner.checkpoints)."""
         meta = {"t": self.heat.t, "max_rise": self.max_rise, "max_mean_rise": self.max_mean_rise}
         return self.spaces(), {"heat/T": ("heat", self.heat.T.x.array.copy())}, meta
 

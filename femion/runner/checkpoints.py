@@ -39,7 +39,7 @@ class Checkpointer:
     def __init__(self, writer, problem, stepper, recorder, case_text: str, comm, heating=None):
         self.folder = Path(writer.path) / FOLDER
         self.problem, self.stepper, self.recorder, self.comm = problem, stepper, recorder, comm
-        self.heating = heating  # femion.run.heating.Heating: its temperature is part of the state
+        self.heating = heating  # femion.runner.heating.Heating: its temperature is part of the state
         self.hash = case_hash(case_text)
         writer.on_root(lambda: self.folder.mkdir(exist_ok=True), f"cannot create {self.folder}")
 

@@ -15,7 +15,7 @@ import numpy as np
 from femion._dolfinx import MPI, dolfinx
 from femion.constants import FARADAY, GAS_CONSTANT
 from femion.results.writer import CsvSeries, FieldSeries
-from femion.run import interrupts
+from femion.runner import interrupts
 from femion.transport.stepping import StepFailure
 
 
@@ -78,7 +78,7 @@ class Recorder:
         self.monitor = ConservationMonitor(problem.totals(), self.ions, self.exchanged)
         self.stage = 0
         self.times = [0.0]
-        self.progress = None  # femion.run.progress.TransportProgress, told of every stage and step
+        self.progress = None  # femion.runner.progress.TransportProgress, told of every stage and step
 
     def add_series(self, group: str, functions: list, formats, writer) -> None:
         """One more series of fields (e.g. the stack's temperature T) written at the output times;

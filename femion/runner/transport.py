@@ -9,12 +9,12 @@ from __future__ import annotations
 from femion.config import dump_case
 from femion.geometry import mesh as geometry
 from femion.protocol import plan_protocol, ramp
-from femion.run import interrupts
-from femion.run.checkpoints import Checkpointer
-from femion.run.heating import Heating
-from femion.run.recorder import Recorder
-from femion.run.stops import Stop
-from femion.run.summary import transport_summary
+from femion.runner import interrupts
+from femion.runner.checkpoints import Checkpointer
+from femion.runner.heating import Heating
+from femion.runner.recorder import Recorder
+from femion.runner.stops import Stop
+from femion.runner.summary import transport_summary
 from femion.transport import device
 from femion.transport.case_models import is_shell
 from femion.transport.problem import TransportSolveError
@@ -24,11 +24,11 @@ from femion.transport.stepping import StepControl, StepFailure, Stepper
 def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan_mesh=None, progress=None):
     """Run the protocol (or the drives for ``duration``), writing fields at the output times, a
     CSV row for every step and a checkpoint at every output time (and where it stops). With
-    ``resume`` (:class:`~femion.run.checkpoints.Resume`) it continues an earlier run of the same
+    ``resume`` (:class:`~femion.runner.checkpoints.Resume`) it continues an earlier run of the same
     case from its latest checkpoint. Returns (summary entries, None) or, if the time step collapsed
-    or a stop was requested, the entries of the last good state and a :class:`~femion.run.stops.Stop`.
+    or a stop was requested, the entries of the last good state and a :class:`~femion.runner.stops.Stop`.
     The shell model (``transport.model: shell``) runs on ``plan_mesh`` (built here if not given);
-    ``progress`` (:class:`femion.run.progress.Stages`) shows it in simulated time."""
+    ``progress`` (:class:`femion.runner.progress.Stages`) shows it in simulated time."""
     if is_shell(case):
         stack = plan_mesh if plan_mesh is not None else geometry.build_plan_mesh(spec, comm)
     elif case.mesh.dimension == 3:
