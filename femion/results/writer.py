@@ -19,6 +19,7 @@ Reading it back: :mod:`femion.results.reader`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -348,15 +349,10 @@ FORMAT_VERSION = 2
 
 def name_field_arrays(path: Path) -> None:
     """Make the field files of results directory ``path`` open anywhere as what they are (format 2):
-    the data array of each ``fields/<name>.vtkhdf`` (DOLFINx writes it as "u") renamed ``<name>``,
-    and the fields of a 2D x–z section run moved from the x–y frame DOLFINx writes them in (y holding
-    the physical z) to the plate's frame, (x, section_y, z), beside the plan fields. Rank 0; the
-    summary.json of ``path`` says which fields are the section's."""
+    the data array of each ``fields/<name>.vtkhdf`` (DOLFINx writes it as "u") renamed ``<name>``.
+    Rank 0, once every step is written (DOLFINx appends each step to "u")."""
     import h5py
 
-    summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else {}
-    tr = summary.get("transport") or {}
-    section = {f for group in (tr.get("fields") or {}).values() for f in group} if tr.get("dimension") == 2 else set()
     for file in sorted((path / "fields").glob("*.vtkhdf")):
         name = file.stem
         with h5py.File(file, "r+") as h5:
@@ -367,18 +363,37 @@ def name_field_arrays(path: Path) -> None:
                     offsets = root.get(f"Steps/{kind}Offsets")
                     if offsets is not None and "u" in offsets:
                         offsets.move("u", name)
-            if name in section:
-                points = root["Points"][...]
-                root["Points"][...] = np.c_[points[:, 0], np.full(len(points), tr["section_y_m"]), points[:, 1]]
+
+
+@contextlib.contextmanager
+def plate_frame(msh, section_y: float | None):
+    """Within the block the geometry of a 2D x–z section mesh ``msh`` is in the plate's frame,
+    (x, section_y, z), instead of the (x, z, 0) it is solved in: what the writers put in the files,
+    so a section lands in its place beside the plan fields. Restored on leaving (the solver uses
+    it); nothing changes when ``section_y`` is None."""
+    if section_y is None:
+        yield
+        return
+    x = msh.geometry.x
+    solved = x.copy()
+    x[:, 2] = solved[:, 1]
+    x[:, 1] = section_y
+    try:
+        yield
+    finally:
+        x[:] = solved
 
 
 class FieldSeries:
     """Fields on one mesh written at several times: ``fields/<group>.bp`` (VTX, all fields, for
-    ParaView) and ``fields/<name>.vtkhdf`` per field (time series, for pyvista/probe)."""
+    ParaView) and ``fields/<name>.vtkhdf`` per field (time series, for pyvista/probe). A 2D x–z
+    section's (``section_y``, m) are written in the plate's frame (:func:`plate_frame`)."""
 
-    def __init__(self, writer: ResultWriter, group: str, functions: list, formats=("vtx", "vtkhdf")):
+    def __init__(self, writer: ResultWriter, group: str, functions: list, formats=("vtx", "vtkhdf"),
+                 section_y: float | None = None):
         self.functions = functions
         self.formats = formats
+        self.section_y = section_y
         self.comm = writer.comm
         self.where = writer.path
         self.vtx = None
@@ -386,6 +401,10 @@ class FieldSeries:
         collective(self.comm, lambda: self._open(writer, group, functions, formats), writer.path, f"fields/{group}")
 
     def _open(self, writer, group, functions, formats) -> None:
+        with plate_frame(functions[0].function_space.mesh, self.section_y):
+            self._open_files(writer, group, functions, formats)
+
+    def _open_files(self, writer, group, functions, formats) -> None:
         if "vtx" in formats:
             self.vtx = dolfinx.io.VTXWriter(self.comm, writer.path / "fields" / f"{group}.bp", functions, engine="BP4")
         self.files = {}
@@ -400,7 +419,8 @@ class FieldSeries:
 
     def _write(self, t: float) -> None:
         if self.vtx is not None:
-            self.vtx.write(t)
+            with plate_frame(self.functions[0].function_space.mesh, self.section_y):
+                self.vtx.write(t)
         for u in self.functions:
             if u.name in self.files:
                 data = _at_geometry_nodes(u)

@@ -64,14 +64,16 @@ class Recorder:
     ``electrolyte`` (:attr:`fields` names them for summary.json), at the output times
     (:attr:`times`); a transport.csv row per step (:meth:`record`, the stepper's ``on_step``)."""
 
-    def __init__(self, problem, writer, formats, comm, per_width: bool = False):
+    def __init__(self, problem, writer, formats, comm, section_y: float | None = None):
         self.problem, self.comm = problem, comm
-        self.per = "_per_m" if per_width else ""  # a section's totals are per metre of width
+        self.section_y = section_y  # a 2D x–z section's y (m): its fields go out in the plate's frame
+        self.per = "_per_m" if section_y is not None else ""  # a section's totals are per metre of width
         self.ions = [i.name for i in problem.electrolyte.ions]
         self.exchanged = problem.electrolyte.exchanging
         self._declare_fields()
-        self.series = [FieldSeries(writer, "oxide", [self.theta, self.c_ox, self.phi_s], formats),
-                       FieldSeries(writer, "electrolyte", [self.c_el[n] for n in self.ions] + [self.phi_l], formats)]
+        self.series = [FieldSeries(writer, "oxide", [self.theta, self.c_ox, self.phi_s], formats, section_y),
+                       FieldSeries(writer, "electrolyte", [self.c_el[n] for n in self.ions] + [self.phi_l], formats,
+                                   section_y)]
         self.fields = {"oxide": ["theta", "c_oxide", "phi_s"],
                        "electrolyte": [f"c_{n}" for n in self.ions] + ["phi_l"]}
         self.csv = CsvSeries(writer.path / "transport.csv", self._columns(), comm)
@@ -83,7 +85,7 @@ class Recorder:
     def add_series(self, group: str, functions: list, formats, writer) -> None:
         """One more series of fields (e.g. the stack's temperature T) written at the output times;
         the functions are kept up to date by their owner."""
-        self.series.append(FieldSeries(writer, group, functions, formats))
+        self.series.append(FieldSeries(writer, group, functions, formats, self.section_y))
         self.fields[group] = [f.name for f in functions]
 
     def _declare_fields(self) -> None:

@@ -42,8 +42,9 @@ def run_transport(case, writer, spec, sheets, solutions, comm, resume=None, plan
     if case.transport.mechanism.thermal:
         dev.heating = Heating(case, stack, {s.name: s for s in solutions}, dev.problem.temperature, comm)
         dev.problem.before_step = dev.heating.at
-    section = not is_shell(case) and case.mesh.dimension == 2  # totals per metre of the plate's width
-    recorder = Recorder(dev.problem, writer, tuple(case.output.fields), comm, per_width=section)
+    section = not is_shell(case) and case.mesh.dimension == 2  # the fields' plane; totals per metre of width
+    recorder = Recorder(dev.problem, writer, tuple(case.output.fields), comm,
+                        section_y=device.section_y(case) if section else None)
     if dev.heating is not None:
         recorder.add_series("stack", [dev.problem.temperature], tuple(case.output.fields), writer)
     if progress is not None:

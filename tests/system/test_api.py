@@ -86,3 +86,23 @@ def test_a_parent_of_variants_opens_and_lists_its_variants(tmp_path):
     assert parent.variant_names == ["a", "b"] and "variants a, b" in repr(parent)
     with pytest.raises(OutputError, match="open one"):
         parent.film_filling(0.0)
+
+
+def test_plate_frame_moves_a_section_for_the_writers_and_back():
+    """Inside plate_frame a section mesh's nodes are (x, section_y, z) (what VTX and VTKHDF write);
+    after it, exactly the (x, z, 0) the solver uses."""
+    from femion._dolfinx import MPI, dolfinx
+    from femion.results.writer import plate_frame
+
+    msh = dolfinx.mesh.create_rectangle(MPI.COMM_SELF, [[0.0, 0.0], [0.05, 1e-3]], [4, 2],
+                                        dolfinx.mesh.CellType.quadrilateral)
+    solved = msh.geometry.x.copy()
+    with plate_frame(msh, 0.01):
+        x = msh.geometry.x
+        np.testing.assert_array_equal(x[:, 0], solved[:, 0])
+        np.testing.assert_array_equal(x[:, 1], 0.01)
+        np.testing.assert_array_equal(x[:, 2], solved[:, 1])
+    np.testing.assert_array_equal(msh.geometry.x, solved)
+    with pytest.raises(RuntimeError), plate_frame(msh, 0.01):
+        raise RuntimeError("a failed write")
+    np.testing.assert_array_equal(msh.geometry.x, solved)  # restored on an error too
