@@ -72,9 +72,8 @@ def interface_field(case, plan_mesh, sheets, interface: Interface):
     n_owned = V.dofmap.index_map.size_local
     xy = V.tabulate_dof_coordinates()[:n_owned, :2]
     targets = np.c_[xy, np.full(n_owned, interface.z)]
-    values = magnetic_flux_density(
-        sheets, targets, external_field=case.magnetic.external_field, method=case.magnetic.method
-    )
+    values = magnetic_flux_density(sheets, targets, external_field=case.magnetic.external_field,
+                                   method=case.magnetic.method, tolerance=case.magnetic.tolerance)
     B.x.array[: 3 * n_owned] = values.ravel()
     B.x.scatter_forward()
     covered = plan.points_in(interface.region, xy[:, 0], xy[:, 1], 1e-9)
@@ -105,5 +104,6 @@ def magnetic_field(case, plan_mesh, sheets) -> MagneticField:
     out.B, out.max_b, out.n_targets = interface_field(case, plan_mesh, sheets, out.interface)
     out.points = np.asarray(case.magnetic.points, dtype=float).reshape(-1, 3)
     if len(out.points):
-        out.B_points = magnetic_flux_density(sheets, out.points, external_field=case.magnetic.external_field)
+        out.B_points = magnetic_flux_density(sheets, out.points, external_field=case.magnetic.external_field,
+                                             tolerance=case.magnetic.tolerance)
     return out
