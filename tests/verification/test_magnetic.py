@@ -365,3 +365,16 @@ def test_target_in_sheet_plane_raises():
     B = magnetic_flux_density([STRIP], np.array([[0.0, W / 2, 1e-9], [0.0, 0.0, -1e-9],
                                                  [L / 2, W / 2, 1e-9]]))
     assert np.all(np.isfinite(B))
+
+
+def test_near_field_in_blocks_of_targets_gives_the_same_B(monkeypatch):
+    """The near field goes in blocks of targets (memory bounded by the block): blocks of 7 targets
+    give the B of one block holding all 1471, to round-off."""
+    from femion.magnetic import biot_savart
+
+    x = strip_targets(1e-3, n_random=100)
+    one = magnetic_flux_density([STRIP_1MM], x, method="fmm", tolerance=1e-4)
+    monkeypatch.setattr(biot_savart, "_NEAR_BLOCK_TARGETS", 7)
+    blocks = magnetic_flux_density([STRIP_1MM], x, method="fmm", tolerance=1e-4)
+    assert x.shape[0] > 7 * 100
+    np.testing.assert_allclose(blocks, one, rtol=1e-12, atol=1e-12 * np.abs(one).max())
