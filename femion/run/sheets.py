@@ -65,7 +65,9 @@ def solve_conductors(case, plan_mesh) -> list[SheetSolution]:
 
 
 def interface_field(case, plan_mesh, sheets, interface: Interface):
-    """B (T) on the interface at the plan mesh's nodes, as a P1 3-vector on the plan mesh."""
+    """B (T) on the interface at the plan mesh's nodes, as a P1 3-vector on the plan mesh: each rank
+    evaluates its owned nodes from the panels of all ranks (``sheets``, gathered), the FMM's sources
+    split across the ranks."""
     msh = plan_mesh.mesh
     V = dolfinx.fem.functionspace(msh, ("Lagrange", 1, (3,)))
     B = dolfinx.fem.Function(V, name="B_interface")
@@ -73,7 +75,7 @@ def interface_field(case, plan_mesh, sheets, interface: Interface):
     xy = V.tabulate_dof_coordinates()[:n_owned, :2]
     targets = np.c_[xy, np.full(n_owned, interface.z)]
     values = magnetic_flux_density(sheets, targets, external_field=case.magnetic.external_field,
-                                   method=case.magnetic.method, tolerance=case.magnetic.tolerance)
+                                   method=case.magnetic.method, tolerance=case.magnetic.tolerance, comm=msh.comm)
     B.x.array[: 3 * n_owned] = values.ravel()
     B.x.scatter_forward()
     covered = plan.points_in(interface.region, xy[:, 0], xy[:, 1], 1e-9)
