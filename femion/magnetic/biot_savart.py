@@ -50,6 +50,7 @@ MU0_4PI = mu_0 / (4.0 * np.pi)
 IN_PLANE_TOL = 1e-15  # m: targets closer than this to a sheet plane are rejected
 _DIRECT_PAIR_LIMIT = 2e6  # "auto": direct evaluation below this many panel-target pairs
 _CHUNK_ELEMENTS = 1_000_000  # panel-target pairs per numpy block (memory ~ 100 MB peak)
+_FMM_MAX_SOURCES = 250_000  # sources per fmm3dpy call (memory ~ 1.3 GB at eps 1e-3)
 _NEAR_BLOCK_TARGETS = 16_384  # targets per near-field block (pairs ~ 130 per target at near_factor 4)
 
 
@@ -455,27 +456,29 @@ def _fmm_field(geoms: list[_PanelGeom], quads: list, x: np.ndarray, eps: float, 
 
 
 def _lfmm_curl(src: np.ndarray, J: np.ndarray, x: np.ndarray, eps: float) -> np.ndarray:
-    """B (T) at x of current elements J (M,2) at src (M,3): μ0/(4π)·∇×Σ J/|r − r'| by fmm3dpy."""
+    """B (T) at x of current elements J (M,2) at src (M,3): μ0/(4π)·∇×Σ J/|r − r'| by fmm3dpy,
+    in calls of at most ``_FMM_MAX_SOURCES`` sources (the FMM's memory, ~5 kB per source at
+    eps 1e-3, grows mostly with its sources)."""
     import fmm3dpy
 
-    if src.shape[0] == 0:
-        return np.zeros((x.shape[0], 3))
-    out = fmm3dpy.lfmm3d(
-        eps=eps,
-        sources=np.ascontiguousarray(src.T),
-        charges=np.ascontiguousarray(J.T),
-        targets=np.ascontiguousarray(x.T),
-        pgt=2,
-        nd=2,
-    )
-    gr = np.asarray(out.gradtarg).reshape(2, 3, -1)  # (density, d/dx_j, target)
-    gx, gy = gr[0], gr[1]  # gradients of φ_x, φ_y
-    # B = μ0/(4π c) ∇×(φx, φy, 0)
+    B = np.zeros((x.shape[0], 3))
     f = MU0_4PI / _fmm_scale()
-    B = np.empty((x.shape[0], 3))
-    B[:, 0] = -f * gy[2]
-    B[:, 1] = f * gx[2]
-    B[:, 2] = f * (gy[0] - gx[1])
+    xt = np.ascontiguousarray(x.T)
+    for s0 in range(0, src.shape[0], _FMM_MAX_SOURCES):
+        out = fmm3dpy.lfmm3d(
+            eps=eps,
+            sources=np.ascontiguousarray(src[s0 : s0 + _FMM_MAX_SOURCES].T),
+            charges=np.ascontiguousarray(J[s0 : s0 + _FMM_MAX_SOURCES].T),
+            targets=xt,
+            pgt=2,
+            nd=2,
+        )
+        gr = np.asarray(out.gradtarg).reshape(2, 3, -1)  # (density, d/dx_j, target)
+        gx, gy = gr[0], gr[1]  # gradients of φ_x, φ_y
+        # B = μ0/(4π c) ∇×(φx, φy, 0)
+        B[:, 0] -= f * gy[2]
+        B[:, 1] += f * gx[2]
+        B[:, 2] += f * (gy[0] - gx[1])
     return B
 
 

@@ -378,3 +378,16 @@ def test_near_field_in_blocks_of_targets_gives_the_same_B(monkeypatch):
     blocks = magnetic_flux_density([STRIP_1MM], x, method="fmm", tolerance=1e-4)
     assert x.shape[0] > 7 * 100
     np.testing.assert_allclose(blocks, one, rtol=1e-12, atol=1e-12 * np.abs(one).max())
+
+
+def test_fmm_in_calls_of_few_sources_gives_the_same_B(monkeypatch):
+    """The FMM runs in calls of at most _FMM_MAX_SOURCES sources (memory): calls of 300 of the
+    1000 panels give B within the tolerance of the all-pairs B, as one call does."""
+    from femion.magnetic import biot_savart
+
+    x = strip_targets(1e-3, n_random=100)
+    exact = magnetic_flux_density([STRIP_1MM], x, method="direct")
+    monkeypatch.setattr(biot_savart, "_FMM_MAX_SOURCES", 300)
+    assert STRIP_1MM.n_panels * 4 > 3 * 300  # quad order 2 at 1e-4: 4 sources per panel, > 3 calls
+    B = magnetic_flux_density([STRIP_1MM], x, method="fmm", tolerance=1e-4)
+    assert pointwise_error(B, exact) < 1e-4
