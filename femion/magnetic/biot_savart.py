@@ -51,6 +51,7 @@ IN_PLANE_TOL = 1e-15  # m: targets closer than this to a sheet plane are rejecte
 _DIRECT_PAIR_LIMIT = 2e6  # "auto": direct evaluation below this many panel-target pairs
 _CHUNK_ELEMENTS = 1_000_000  # panel-target pairs per numpy block (memory ~ 100 MB peak)
 _FMM_MAX_SOURCES = 250_000  # sources per fmm3dpy call (memory ~ 1.3 GB at eps 1e-3)
+PLANE_BAND = 0.2  # targets within PLANE_BAND·diam of a panel's plane use Accuracy.plane_near_factor
 _NEAR_BLOCK_TARGETS = 16_384  # targets per near-field block (pairs ~ 130 per target at near_factor 4)
 
 
@@ -344,46 +345,57 @@ def point_source_field(src: np.ndarray, J: np.ndarray, x: np.ndarray) -> np.ndar
 @dataclass(frozen=True)
 class Accuracy:
     """Settings of the "fmm" path: fmm3dpy tolerance, quadrature order of the point sources
-    (order² Gauss points on quads; 1, 3, 7 points on triangles), near radius in panel diameters."""
+    (order² Gauss points on quads; 1, 3, 7 points on triangles), near radius in panel diameters,
+    and (``plane_near_factor``, default the same) the near radius for targets within
+    PLANE_BAND·diam of the panel's plane: there the far panels' point-source error is smallest
+    (their in-plane B ∝ height; the midpoint error of B_z cancels to first order), so a smaller
+    radius does, and the run's interface targets, 0.6-0.7 µm up, need fewer exact pairs."""
 
     fmm_eps: float
     quad_order: int
     near_factor: float
+    plane_near_factor: float | None = None
 
     def __post_init__(self):
+        if self.plane_near_factor is None:
+            object.__setattr__(self, "plane_near_factor", self.near_factor)
         if not 0 < self.fmm_eps < 1:
             raise ValueError(f"fmm_eps must be in (0, 1), got {self.fmm_eps!r}")
         if self.quad_order not in _TRI_RULES:
             raise ValueError(f"quad_order must be one of {sorted(_TRI_RULES)}, got {self.quad_order!r}")
-        if not self.near_factor > 0:
-            raise ValueError(f"near_factor must be positive, got {self.near_factor!r}")
+        if not (self.near_factor > 0 and self.plane_near_factor > 0):
+            raise ValueError(f"near factors must be positive, got {self.near_factor!r}, {self.plane_near_factor!r}")
 
 
 #: tolerance → the cheapest settings measured to meet it. Error: max over the targets of
 #: |B − B_exact| / |B_exact| for a uniform 20 mm x 50 mm strip of square panels of side h (exact:
 #: the strip as one panel), targets at every panel corner 0.6 µm up and over the strip at h/3,
-#: h, 3h and 1 mm (tests/benchmarks/bench_magnetic.py --table, one core; panels jittered by
-#: 0.3 h or split into triangles give the same errors):
+#: h, 3h and 1 mm (tests/benchmarks/bench_magnetic.py, one core, fmm3dpy 1.0):
 #:
-#:   tolerance  fmm_eps quad near  error h=0.5 mm  error h=0.1 mm  time, peak RSS at 1e5 panels
-#:     1e-2      1e-3    1    2       4.6e-3          3.1e-3          4.6 s, 0.73 GB
-#:     1e-3      1e-4    2    1       1.5e-4                          26 s, 5.8 GB
-#:     1e-4      1e-4    2    2       1.6e-5                          27 s, 5.8 GB
-#:     1e-5      1e-4    2    3       3.7e-6
-#:     1e-6      1e-8    3    2       6.2e-8          not run (the FMM alone needs > 8 GB)
+#:   tolerance  fmm_eps quad near (plane) | error h=0.5 mm   h=0.1 mm | 1e5 panels+targets: time, peak RSS
+#:     1e-2      1e-3    1    2    (1)    |      4.6e-3       3.2e-3  |   2.9 s,  0.74 GB
+#:     1e-3      1e-4    2    1           |      1.5e-4       1.4e-4  |  24 s,    3.9 GB
+#:     1e-4      1e-4    2    2           |      1.6e-5       1.6e-5  |  24 s,    3.9 GB
+#:     1e-5      1e-4    2    3           |      3.7e-6       2.8e-6  |  27 s,    3.9 GB
+#:     1e-6      1e-8    3    2           |      6.2e-8               |  (not run at 1e5)
 #:
+#: The same levels hold on quads jittered by ±0.3 h, or such quads split into triangles (1e-2:
+#: 5.3e-3, 6.3e-3), and against the all-pairs B of the gmsh meshes of strip_drive (1e-2: 3.5e-3)
+#: and two_track_drive (3.0e-3 where |B| ≥ 0.3 max|B|: the FMM's error is absolute, ~ tol·max|B|).
+#: Not on quads jittered by ±0.45 h (some non-convex): 1e-3 gives 3.1e-3 there.
 #: Cheaper settings that miss a level: 1e-3/1/1 1.3e-2 (worst at heights ≈ h); 1e-3/2/1 5.9e-4
 #: at h = 0.5 mm but 9.3e-4 at 0.1 mm (fmm_eps 1e-3 caps quad 2 and 3 at 5e-4..1e-3); 1e-4/2/1
-#: 1.5e-4. Time and memory are mostly the FMM's: they grow with its sources (panels × quad
-#: points) and with 1/fmm_eps.
+#: with plane 1: 1.1e-4; 1e-8/3/2 with plane 1: 1.4e-6. The old fixed 1e-6/2/4 (4.6e-7) took
+#: 42 s and 7.8 GB at 1e5. Time and memory are the FMM's and the near field's: the FMM grows
+#: with its sources (panels × quad points) and with 1/fmm_eps, the near field with the pairs.
 ACCURACY_LEVELS: dict[float, Accuracy] = {
-    1e-2: Accuracy(1e-3, 1, 2.0),
+    1e-2: Accuracy(1e-3, 1, 2.0, plane_near_factor=1.0),
     1e-3: Accuracy(1e-4, 2, 1.0),
     1e-4: Accuracy(1e-4, 2, 2.0),
     1e-5: Accuracy(1e-4, 2, 3.0),
     1e-6: Accuracy(1e-8, 3, 2.0),
 }
-#: the loosest level: at most 1 % error, at the cost of about one conductor solve at 1e5 panels
+#: the loosest level: at most 1 % error (measured 3-6e-3), the cheapest B
 DEFAULT_TOLERANCE = 1e-2
 
 
@@ -482,25 +494,28 @@ def _lfmm_curl(src: np.ndarray, J: np.ndarray, x: np.ndarray, eps: float) -> np.
     return B
 
 
-def _near_field(g: _PanelGeom, quad, x: np.ndarray, near_factor: float, B: np.ndarray) -> None:
+def _near_field(g: _PanelGeom, quad, x: np.ndarray, acc: Accuracy, B: np.ndarray) -> None:
     """Replace, in B (in place), the point-source field of the panels near each target by the
-    exact panel field: the pairs with |target − panel centroid| ≤ near_factor·diam + circumradius
-    (3-D distance), so every target right above or below a panel, however close to the plane,
-    sees that panel exactly. ``quad``: the panels' (points, weights), the far field's sources.
+    exact panel field: the pairs with |target − panel centroid| ≤ f·diam + circumradius (3-D
+    distance), f = acc.plane_near_factor for targets within PLANE_BAND·diam of the panel's
+    plane, else acc.near_factor; every target right above or below a panel, however close to
+    the plane, sees that panel exactly. ``quad``: the panels' (points, weights), the sources.
 
     Targets go in blocks of ``_NEAR_BLOCK_TARGETS`` (pairs found with a cKDTree of the centroids),
     so memory is bounded by the block, not by the number of targets × panels.
     """
-    rad = near_factor * g.diam + g.radius
-    rmax = float(rad.max())
+    rad = acc.near_factor * g.diam + g.radius
+    rad_plane = acc.plane_near_factor * g.diam + g.radius
+    rmax = float(max(rad.max(), rad_plane.max()))
     ctree = cKDTree(np.column_stack([g.centroid, np.full(g.centroid.shape[0], g.z)]))
     pts, w = quad
     for t0 in range(0, x.shape[0], _NEAR_BLOCK_TARGETS):
         xb = x[t0 : t0 + _NEAR_BLOCK_TARGETS]
         sdm = ctree.sparse_distance_matrix(cKDTree(xb), rmax, output_type="ndarray")
-        pidx = sdm["i"].astype(np.int64)
-        keep = sdm["v"] <= rad[pidx]
-        pidx, tidx = pidx[keep], sdm["j"][keep].astype(np.int64)
+        pidx, tidx = sdm["i"].astype(np.int64), sdm["j"].astype(np.int64)
+        in_band = np.abs(xb[tidx, 2] - g.z) <= PLANE_BAND * g.diam[pidx]
+        keep = sdm["v"] <= np.where(in_band, rad_plane[pidx], rad[pidx])
+        pidx, tidx = pidx[keep], tidx[keep]
         order = np.argsort(pidx, kind="stable")  # panel-major: better cache use of panel data
         _near_correction(g, pidx[order], tidx[order], xb, pts, w, B[t0 : t0 + _NEAR_BLOCK_TARGETS])
 
@@ -593,5 +608,5 @@ def magnetic_flux_density(
             quads = [_quadrature(g, acc.quad_order) for g in geoms]
             B += _fmm_field(geoms, quads, x, acc.fmm_eps, comm)
             for g, quad in zip(geoms, quads, strict=True):
-                _near_field(g, quad, x, acc.near_factor, B)
+                _near_field(g, quad, x, acc, B)
     return B + ext[None, :]

@@ -42,7 +42,7 @@ def table(h: float) -> None:
 
 
 def levels(max_panels: float, tolerances: list[float]) -> None:
-    print(f"{'cell mm':>8} {'panels':>8} {'targets':>8} {'tolerance':>9} {'eps/quad/near':>14} {'time s':>7} "
+    print(f"{'cell mm':>8} {'panels':>8} {'targets':>8} {'tolerance':>9} {'eps/quad/near(plane)':>20} {'time s':>7} "
           f"{'rel err':>9} {'peak RSS GB':>11}")
     for h in (0.5e-3, 0.25e-3, 0.1e-3):
         s = strip_quads(h=h)
@@ -54,8 +54,8 @@ def levels(max_panels: float, tolerances: list[float]) -> None:
             acc = ACCURACY_LEVELS[tol]
             B, dt = timed(s, x, tolerance=tol)
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # peak so far (Linux: kB)
-            cfg = f"{acc.fmm_eps:.0e}/{acc.quad_order}/{acc.near_factor:g}"
-            print(f"{h * 1e3:8.2f} {s.n_panels:8d} {x.shape[0]:8d} {tol:9.0e} {cfg:>14} {dt:7.2f} "
+            cfg = f"{acc.fmm_eps:.0e}/{acc.quad_order}/{acc.near_factor:g}({acc.plane_near_factor:g})"
+            print(f"{h * 1e3:8.2f} {s.n_panels:8d} {x.shape[0]:8d} {tol:9.0e} {cfg:>20} {dt:7.2f} "
                   f"{pointwise_error(B, exact):9.2e} {rss:11.2f}", flush=True)
 
 
