@@ -357,14 +357,14 @@ class Accuracy:
     plane_near_factor: float | None = None
 
     def __post_init__(self):
-        if self.plane_near_factor is None:
-            object.__setattr__(self, "plane_near_factor", self.near_factor)
+        plane = self.near_factor if self.plane_near_factor is None else self.plane_near_factor
+        object.__setattr__(self, "plane_near_factor", plane)
         if not 0 < self.fmm_eps < 1:
             raise ValueError(f"fmm_eps must be in (0, 1), got {self.fmm_eps!r}")
         if self.quad_order not in _TRI_RULES:
             raise ValueError(f"quad_order must be one of {sorted(_TRI_RULES)}, got {self.quad_order!r}")
-        if not (self.near_factor > 0 and self.plane_near_factor > 0):
-            raise ValueError(f"near factors must be positive, got {self.near_factor!r}, {self.plane_near_factor!r}")
+        if not (self.near_factor > 0 and plane > 0):
+            raise ValueError(f"near factors must be positive, got {self.near_factor!r}, {plane!r}")
 
 
 #: tolerance → the cheapest settings measured to meet it. Error: max over the targets of
