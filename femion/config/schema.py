@@ -32,6 +32,7 @@ from femion.laws.host import DIFFUSIVITY_LAWS
 from femion.laws.host import MODELS as HOST_MODELS
 from femion.laws.kinetics import LAWS as RATE_LAWS
 from femion.laws.lorentz import STEP_LAWS
+from femion.magnetic.biot_savart import DEFAULT_TOLERANCE, check_tolerance
 from femion.protocol.actions import ACTION_NAMES, ACTIONS, parse_stage
 
 # ---------------------------------------------------------------- quantities
@@ -335,6 +336,13 @@ class MagneticSettings(_Model):
     external_field: tuple[FluxDensity, FluxDensity, FluxDensity] = (0.0, 0.0, 0.0)
     points: list[Point3] = Field(default_factory=list)
     method: Literal["auto", "direct", "fmm"] = "auto"
+    # relative error |B − B_exact| / |B_exact| of B's "fmm" path (levels: femion.magnetic.biot_savart)
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @field_validator("tolerance")
+    @classmethod
+    def _measured(cls, v: float) -> float:
+        return check_tolerance(v)
 
 
 FieldFormat = Literal["vtx", "vtkhdf"]

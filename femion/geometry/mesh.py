@@ -29,9 +29,15 @@ the curves between two fragments.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
+import os
+import pickle
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -454,16 +460,22 @@ def _import(gmsh_model, comm, gdim: int, names: dict[str, int] | None):
     return data
 
 
-def _run_on_root(comm, gdim: int, build):
+def _run_on_root(comm, gdim: int, build, cache: Path | None = None):
     """Build a gmsh model on rank 0 with ``build(gmsh) -> info`` and import it everywhere.
 
-    Errors on rank 0 are broadcast and raised on every rank (no deadlock).
-    Returns ``(MeshData, info)``.
+    With ``cache`` (a file from :func:`_cache_file`), rank 0 merges the mesh stored there instead
+    of building it, or stores what it built (see :func:`_store`). Errors on rank 0 are broadcast
+    and raised on every rank (no deadlock). Returns ``(MeshData, info)``.
     """
     if comm.rank == 0:
         with _Gmsh(f"femion_{time.monotonic_ns()}") as gmsh:
             try:
-                info, err = build(gmsh), None
+                info = _load(gmsh, cache) if cache is not None else None
+                if info is None:
+                    info = build(gmsh)
+                    if cache is not None:
+                        _store(gmsh, cache, info)
+                err = None
             except Exception as e:  # any failure: re-raised on every rank below
                 info, err = None, f"{type(e).__name__}: {e}"
             comm.bcast((info, err), root=0)
@@ -474,6 +486,86 @@ def _run_on_root(comm, gdim: int, build):
     if err is not None:
         raise GeometryError(err)
     return _import(None, comm, gdim, info), info
+
+
+# ------------------------------------------------------------------- mesh cache
+#
+# A finished gmsh mesh (binary .msh) and its physical-group info (pickle) under a key hashing
+# the mesh kind, everything of the StackSpec (plate, layers with their patterns as WKB, regions,
+# cell size, section), the gmsh version and this module's source: a sweep over drives, laws or
+# protocols meshes once. Directory: $FEMION_MESH_CACHE, else $XDG_CACHE_HOME/femion/meshes
+# (~/.cache/...); FEMION_MESH_CACHE=off turns it off. Writes are atomic (temp file + rename, the
+# info first), so a concurrent run sees a whole mesh or none.
+
+MESH_CACHE_ENV = "FEMION_MESH_CACHE"
+
+
+def _cache_file(kind: str, spec: StackSpec, msh_path) -> Path | None:
+    """The cache's .msh file for a ``kind`` mesh of ``spec`` (None: cache off, or the caller wants
+    the .msh written itself)."""
+    root = os.environ.get(MESH_CACHE_ENV)
+    if msh_path is not None or root == "off":
+        return None
+    import gmsh
+
+    if root is None:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "femion" / "meshes")
+
+    def wkb(g):
+        return None if g is None else g.wkb_hex
+
+    key = (kind, spec.length, spec.width, spec.cell_size, spec.section_y,
+           tuple((ly.name, ly.thickness, wkb(ly.pattern), ly.elements) for ly in spec.layers),
+           tuple(sorted((k, wkb(g)) for k, g in spec.regions.items())),
+           gmsh.__version__, hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
+    return Path(root) / f"{kind}_{hashlib.sha256(repr(key).encode()).hexdigest()[:32]}.msh"
+
+
+def _load(gmsh, cache: Path):
+    """Merge the cached mesh into the current (empty) model; its info, or None if not cached or
+    unreadable (then the model is left empty and the mesh is built)."""
+    if not cache.exists():
+        return None
+    try:
+        with open(cache.with_suffix(".info"), "rb") as f:
+            info = pickle.load(f)
+        gmsh.merge(str(cache))
+        return info
+    except Exception:  # a damaged cache entry: build the mesh (and store it again)
+        name = gmsh.model.getCurrent()
+        gmsh.model.remove()
+        gmsh.model.add(name)
+        return None
+
+
+def _store(gmsh, cache: Path, info) -> None:
+    """Write the current model's mesh and ``info`` to the cache, each to a temp file renamed into
+    place, the info first (a reader that finds the .msh finds its info). A cache that cannot be
+    written (read-only, full) is skipped: the run goes on with the mesh it built."""
+    tmps = []
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_info = tempfile.mkstemp(dir=cache.parent, suffix=".info.tmp")
+        tmps.append(tmp_info)
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(info, f)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".msh")  # gmsh picks the format by suffix
+        tmps.append(tmp)
+        os.close(fd)
+        binary = gmsh.option.getNumber("Mesh.Binary")
+        gmsh.option.setNumber("Mesh.Binary", 1)
+        try:
+            gmsh.write(tmp)
+        finally:
+            gmsh.option.setNumber("Mesh.Binary", binary)
+        if os.path.getsize(tmp) == 0:
+            raise OSError(f"{tmp}: empty after writing")
+        os.replace(tmp_info, cache.with_suffix(".info"))
+        os.replace(tmp, cache)
+    except Exception:
+        for t in tmps:
+            with contextlib.suppress(OSError):
+                os.remove(t)
 
 
 def _layout_everywhere(spec: StackSpec, comm) -> PlanLayout:
@@ -532,7 +624,7 @@ def build_plan_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> Plan
         info = (names, frag_regions)
         return info
 
-    data, (names, frag_regions) = _run_on_root(comm, 2, build)
+    data, (names, frag_regions) = _run_on_root(comm, 2, build, _cache_file("plan", spec, msh_path))
     return PlanMesh(data.mesh, data.cell_tags, data.facet_tags, frag_regions, names, layout)
 
 
@@ -669,7 +761,7 @@ def build_stack_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> Sta
         info = names
         return info
 
-    data, names = _run_on_root(comm, 3, build)
+    data, names = _run_on_root(comm, 3, build, _cache_file("stack", spec, msh_path))
     return StackMesh(data.mesh, data.cell_tags, data.facet_tags, names, zs, layout)
 
 
@@ -777,5 +869,5 @@ def build_section_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> S
         info = names
         return info
 
-    data, names = _run_on_root(comm, 2, build)
+    data, names = _run_on_root(comm, 2, build, _cache_file("section", spec, msh_path))
     return StackMesh(data.mesh, data.cell_tags, data.facet_tags, names, zs, layout, intervals)

@@ -35,7 +35,12 @@ from scipy.spatial import cKDTree
 from femion.constants import VACUUM_PERMEABILITY as mu_0
 
 __all__ = [
+    "ACCURACY_LEVELS",
+    "DEFAULT_TOLERANCE",
+    "Accuracy",
     "SheetCurrent",
+    "accuracy_for",
+    "check_tolerance",
     "magnetic_flux_density",
     "panel_field_exact",
     "point_source_field",
@@ -45,6 +50,9 @@ MU0_4PI = mu_0 / (4.0 * np.pi)
 IN_PLANE_TOL = 1e-15  # m: targets closer than this to a sheet plane are rejected
 _DIRECT_PAIR_LIMIT = 2e6  # "auto": direct evaluation below this many panel-target pairs
 _CHUNK_ELEMENTS = 1_000_000  # panel-target pairs per numpy block (memory ~ 100 MB peak)
+_FMM_MAX_SOURCES = 250_000  # sources per fmm3dpy call (memory ~ 1.3 GB at eps 1e-3)
+PLANE_BAND = 0.2  # targets within PLANE_BAND·diam of a panel's plane use Accuracy.plane_near_factor
+_NEAR_BLOCK_TARGETS = 16_384  # targets per near-field block (pairs ~ 130 per target at near_factor 4)
 
 
 @dataclass(frozen=True)
@@ -266,30 +274,41 @@ def _gauss_1d(n: int):
     return 0.5 * (xi + 1.0), 0.5 * w  # on [0, 1]
 
 
-# Strang–Fix / Dunavant 7-point degree-5 rule on the reference triangle (weights sum to 1)
+# triangle rules on barycentric points (weights sum to 1): centroid (degree 1), 3-point
+# (degree 2) and the Strang–Fix / Dunavant 7-point rule (degree 5)
 _a1, _b1 = 0.059715871789770, 0.470142064105115
 _a2, _b2 = 0.797426985353087, 0.101286507323456
-_TRI7_BARY = np.array(
-    [
-        [1 / 3, 1 / 3, 1 / 3],
-        [_a1, _b1, _b1],
-        [_b1, _a1, _b1],
-        [_b1, _b1, _a1],
-        [_a2, _b2, _b2],
-        [_b2, _a2, _b2],
-        [_b2, _b2, _a2],
-    ]
-)
-_TRI7_W = np.array([0.225] + [0.132394152788506] * 3 + [0.125939180544827] * 3)
+_TRI_RULES = {
+    1: (np.array([[1 / 3, 1 / 3, 1 / 3]]), np.array([1.0])),
+    2: (np.array([[2 / 3, 1 / 6, 1 / 6], [1 / 6, 2 / 3, 1 / 6], [1 / 6, 1 / 6, 2 / 3]]), np.full(3, 1 / 3)),
+    3: (
+        np.array(
+            [
+                [1 / 3, 1 / 3, 1 / 3],
+                [_a1, _b1, _b1],
+                [_b1, _a1, _b1],
+                [_b1, _b1, _a1],
+                [_a2, _b2, _b2],
+                [_b2, _a2, _b2],
+                [_b2, _b2, _a2],
+            ]
+        ),
+        np.array([0.225] + [0.132394152788506] * 3 + [0.125939180544827] * 3),
+    ),
+}
 
 
-def _quadrature(g: _PanelGeom, order: int = 3):
-    """Quadrature points (P, nq, 2) and weights (P, nq) (area weights, sum = panel area)."""
+def _quadrature(g: _PanelGeom, order: int):
+    """Quadrature points (P, nq, 2) and area weights (P, nq) (sum = panel area) of every panel.
+
+    Quads: ``order``² tensor Gauss–Legendre points of the bilinear map; triangles: the rule
+    ``_TRI_RULES[order]`` (1, 3 or 7 points).
+    """
     v = g.v
     if v.shape[1] == 3:
-        pts = np.einsum("qk,pkd->pqd", _TRI7_BARY, v)
-        w = g.area[:, None] * (_TRI7_W / _TRI7_W.sum())[None, :]
-        return pts, w
+        bary, wt = _TRI_RULES[order]
+        pts = np.einsum("qk,pkd->pqd", bary, v)
+        return pts, g.area[:, None] * (wt / wt.sum())[None, :]
     # bilinear map of the quad from the unit square, tensor Gauss–Legendre
     s, ws = _gauss_1d(order)
     S, T = np.meshgrid(s, s, indexing="ij")
@@ -319,6 +338,82 @@ def point_source_field(src: np.ndarray, J: np.ndarray, x: np.ndarray) -> np.ndar
 
 
 # --------------------------------------------------------------------------------------------
+# accuracy levels
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Settings of the "fmm" path: fmm3dpy tolerance, quadrature order of the point sources
+    (order² Gauss points on quads; 1, 3, 7 points on triangles), near radius in panel diameters,
+    and (``plane_near_factor``, default the same) the near radius for targets within
+    PLANE_BAND·diam of the panel's plane: there the far panels' point-source error is smallest
+    (their in-plane B ∝ height; the midpoint error of B_z cancels to first order), so a smaller
+    radius does, and the run's interface targets, 0.6-0.7 µm up, need fewer exact pairs."""
+
+    fmm_eps: float
+    quad_order: int
+    near_factor: float
+    plane_near_factor: float | None = None
+
+    def __post_init__(self):
+        plane = self.near_factor if self.plane_near_factor is None else self.plane_near_factor
+        object.__setattr__(self, "plane_near_factor", plane)
+        if not 0 < self.fmm_eps < 1:
+            raise ValueError(f"fmm_eps must be in (0, 1), got {self.fmm_eps!r}")
+        if self.quad_order not in _TRI_RULES:
+            raise ValueError(f"quad_order must be one of {sorted(_TRI_RULES)}, got {self.quad_order!r}")
+        if not (self.near_factor > 0 and plane > 0):
+            raise ValueError(f"near factors must be positive, got {self.near_factor!r}, {plane!r}")
+
+
+#: tolerance → the cheapest settings measured to meet it. Error: max over the targets of
+#: |B − B_exact| / |B_exact| for a uniform 20 mm x 50 mm strip of square panels of side h (exact:
+#: the strip as one panel), targets at every panel corner 0.6 µm up and over the strip at h/3,
+#: h, 3h and 1 mm (tests/benchmarks/bench_magnetic.py, one core, fmm3dpy 1.0):
+#:
+#:   tolerance  fmm_eps quad near (plane) | error h=0.5 mm   h=0.1 mm | 1e5 panels+targets: time, peak RSS
+#:     1e-2      1e-3    1    2    (1)    |      4.6e-3       3.2e-3  |   2.9 s,  0.74 GB
+#:     1e-3      1e-4    2    1           |      1.5e-4       1.4e-4  |  24 s,    3.9 GB
+#:     1e-4      1e-4    2    2           |      1.6e-5       1.6e-5  |  24 s,    3.9 GB
+#:     1e-5      1e-4    2    3           |      3.7e-6       2.8e-6  |  27 s,    3.9 GB
+#:     1e-6      1e-8    3    2           |      6.2e-8               |  (not run at 1e5)
+#:
+#: The same levels hold on quads jittered by ±0.3 h, or such quads split into triangles (1e-2:
+#: 5.3e-3, 6.3e-3), and against the all-pairs B of the gmsh meshes of strip_drive (1e-2: 3.5e-3)
+#: and two_track_drive (3.0e-3 where |B| ≥ 0.3 max|B|: the FMM's error is absolute, ~ tol·max|B|).
+#: Not on quads jittered by ±0.45 h (some non-convex): 1e-3 gives 3.1e-3 there.
+#: Cheaper settings that miss a level: 1e-3/1/1 1.3e-2 (worst at heights ≈ h); 1e-3/2/1 5.9e-4
+#: at h = 0.5 mm but 9.3e-4 at 0.1 mm (fmm_eps 1e-3 caps quad 2 and 3 at 5e-4..1e-3); 1e-4/2/1
+#: with plane 1: 1.1e-4; 1e-8/3/2 with plane 1: 1.4e-6. The old fixed 1e-6/2/4 (4.6e-7) took
+#: 42 s and 7.8 GB at 1e5. Time and memory are the FMM's and the near field's: the FMM grows
+#: with its sources (panels × quad points) and with 1/fmm_eps, the near field with the pairs.
+ACCURACY_LEVELS: dict[float, Accuracy] = {
+    1e-2: Accuracy(1e-3, 1, 2.0, plane_near_factor=1.0),
+    1e-3: Accuracy(1e-4, 2, 1.0),
+    1e-4: Accuracy(1e-4, 2, 2.0),
+    1e-5: Accuracy(1e-4, 2, 3.0),
+    1e-6: Accuracy(1e-8, 3, 2.0),
+}
+#: the loosest level: at most 1 % error (measured 3-6e-3), the cheapest B
+DEFAULT_TOLERANCE = 1e-2
+
+
+def check_tolerance(tolerance: float) -> float:
+    """``tolerance`` if it lies within the measured levels, else ValueError (one line)."""
+    lo, hi = min(ACCURACY_LEVELS), max(ACCURACY_LEVELS)
+    if not lo <= tolerance <= hi:
+        raise ValueError(f"must be between {lo:g} and {hi:g} (the measured accuracy levels), got {tolerance!r}")
+    return tolerance
+
+
+def accuracy_for(tolerance: float) -> Accuracy:
+    """The settings of the loosest measured level at or below ``tolerance``."""
+    check_tolerance(tolerance)
+    return ACCURACY_LEVELS[max(t for t in ACCURACY_LEVELS if t <= tolerance)]
+
+
+# --------------------------------------------------------------------------------------------
 # FMM
 # --------------------------------------------------------------------------------------------
 
@@ -342,13 +437,17 @@ def _fmm_scale() -> float:
     return _FMM_SCALE
 
 
-def _fmm_field(geoms: list[_PanelGeom], x: np.ndarray, eps: float, order: int) -> np.ndarray:
-    """Point-source (Gauss point) field of all panels at x via fmm3dpy."""
-    import fmm3dpy
+def _fmm_field(geoms: list[_PanelGeom], quads: list, x: np.ndarray, eps: float, comm=None) -> np.ndarray:
+    """Point-source field (T) at x of all panels, sources at their quadrature points ``quads``
+    (points, weights per sheet), by fmm3dpy with tolerance ``eps``.
 
+    With ``comm`` (every rank the same panels, its own targets x) each rank takes a contiguous
+    share of the sources to the targets of all ranks, and the shares are summed onto each
+    rank's own targets (Reduce_scatter): the FMM's memory, which grows mostly with its
+    sources, is split too.
+    """
     srcs, Js = [], []
-    for g in geoms:
-        pts, w = _quadrature(g, order)
+    for g, (pts, w) in zip(geoms, quads, strict=True):
         nq = pts.shape[1]
         src = np.empty((pts.shape[0] * nq, 3))
         src[:, :2] = pts.reshape(-1, 2)
@@ -357,48 +456,73 @@ def _fmm_field(geoms: list[_PanelGeom], x: np.ndarray, eps: float, order: int) -
         Js.append((g.K[:, None, :] * w[..., None]).reshape(-1, 2))
     src = np.concatenate(srcs)
     J = np.concatenate(Js)
-    out = fmm3dpy.lfmm3d(
-        eps=eps,
-        sources=np.ascontiguousarray(src.T),
-        charges=np.ascontiguousarray(J.T),
-        targets=np.ascontiguousarray(x.T),
-        pgt=2,
-        nd=2,
-    )
-    gr = np.asarray(out.gradtarg).reshape(2, 3, -1)  # (density, d/dx_j, target)
-    gx, gy = gr[0], gr[1]  # gradients of φ_x, φ_y
-    # B = μ0/(4π c) ∇×(φx, φy, 0)
-    f = MU0_4PI / _fmm_scale()
+    if comm is None or comm.size == 1:
+        return _lfmm_curl(src, J, x, eps)
+    counts = comm.allgather(x.shape[0])
+    x_all = np.concatenate(comm.allgather(x))
+    share = slice(src.shape[0] * comm.rank // comm.size, src.shape[0] * (comm.rank + 1) // comm.size)
+    partial = _lfmm_curl(src[share], J[share], x_all, eps)
     B = np.empty((x.shape[0], 3))
-    B[:, 0] = -f * gy[2]
-    B[:, 1] = f * gx[2]
-    B[:, 2] = f * (gy[0] - gx[1])
+    comm.Reduce_scatter(np.ascontiguousarray(partial), B, recvcounts=[3 * c for c in counts])
     return B
 
 
-def _near_pairs(g: _PanelGeom, x: np.ndarray, near_factor: float, tree: cKDTree | None = None):
-    """(panel, target) pairs with |target − panel centroid| ≤ near_factor·diam + circumradius.
+def _lfmm_curl(src: np.ndarray, J: np.ndarray, x: np.ndarray, eps: float) -> np.ndarray:
+    """B (T) at x of current elements J (M,2) at src (M,3): μ0/(4π)·∇×Σ J/|r − r'| by fmm3dpy,
+    in calls of at most ``_FMM_MAX_SOURCES`` sources (the FMM's memory, ~5 kB per source at
+    eps 1e-3, grows mostly with its sources)."""
+    import fmm3dpy
 
-    Every target within near_factor·diam of any point of the panel is included (3-D distance),
-    in particular every target right above or below the panel, however close to the plane.
+    B = np.zeros((x.shape[0], 3))
+    f = MU0_4PI / _fmm_scale()
+    xt = np.ascontiguousarray(x.T)
+    for s0 in range(0, src.shape[0], _FMM_MAX_SOURCES):
+        out = fmm3dpy.lfmm3d(
+            eps=eps,
+            sources=np.ascontiguousarray(src[s0 : s0 + _FMM_MAX_SOURCES].T),
+            charges=np.ascontiguousarray(J[s0 : s0 + _FMM_MAX_SOURCES].T),
+            targets=xt,
+            pgt=2,
+            nd=2,
+        )
+        gr = np.asarray(out.gradtarg).reshape(2, 3, -1)  # (density, d/dx_j, target)
+        gx, gy = gr[0], gr[1]  # gradients of φ_x, φ_y
+        # B = μ0/(4π c) ∇×(φx, φy, 0)
+        B[:, 0] -= f * gy[2]
+        B[:, 1] += f * gx[2]
+        B[:, 2] += f * (gy[0] - gx[1])
+    return B
+
+
+def _near_field(g: _PanelGeom, quad, x: np.ndarray, acc: Accuracy, B: np.ndarray) -> None:
+    """Replace, in B (in place), the point-source field of the panels near each target by the
+    exact panel field: the pairs with |target − panel centroid| ≤ f·diam + circumradius (3-D
+    distance), f = acc.plane_near_factor for targets within PLANE_BAND·diam of the panel's
+    plane, else acc.near_factor; every target right above or below a panel, however close to
+    the plane, sees that panel exactly. ``quad``: the panels' (points, weights), the sources.
+
+    Targets go in blocks of ``_NEAR_BLOCK_TARGETS`` (pairs found with a cKDTree of the centroids),
+    so memory is bounded by the block, not by the number of targets × panels.
     """
-    rad = near_factor * g.diam + g.radius
-    cen3 = np.column_stack([g.centroid, np.full(g.centroid.shape[0], g.z)])
-    if tree is None:
-        tree = cKDTree(x)
-    ctree = cKDTree(cen3)
-    sdm = ctree.sparse_distance_matrix(tree, float(rad.max()), output_type="ndarray")
-    pidx = sdm["i"].astype(np.int64)
-    tidx = sdm["j"].astype(np.int64)
-    keep = sdm["v"] <= rad[pidx]
-    pidx, tidx = pidx[keep], tidx[keep]
-    order = np.argsort(pidx, kind="stable")  # panel-major: better cache use of panel data
-    return pidx[order], tidx[order]
+    rad = acc.near_factor * g.diam + g.radius
+    rad_plane = acc.plane_near_factor * g.diam + g.radius
+    rmax = float(max(rad.max(), rad_plane.max()))
+    ctree = cKDTree(np.column_stack([g.centroid, np.full(g.centroid.shape[0], g.z)]))
+    pts, w = quad
+    for t0 in range(0, x.shape[0], _NEAR_BLOCK_TARGETS):
+        xb = x[t0 : t0 + _NEAR_BLOCK_TARGETS]
+        sdm = ctree.sparse_distance_matrix(cKDTree(xb), rmax, output_type="ndarray")
+        pidx, tidx = sdm["i"].astype(np.int64), sdm["j"].astype(np.int64)
+        in_band = np.abs(xb[tidx, 2] - g.z) <= PLANE_BAND * g.diam[pidx]
+        keep = sdm["v"] <= np.where(in_band, rad_plane[pidx], rad[pidx])
+        pidx, tidx = pidx[keep], tidx[keep]
+        order = np.argsort(pidx, kind="stable")  # panel-major: better cache use of panel data
+        _near_correction(g, pidx[order], tidx[order], xb, pts, w, B[t0 : t0 + _NEAR_BLOCK_TARGETS])
 
 
-def _near_correction(g: _PanelGeom, pidx, tidx, x, order, B):
-    """Add exact − point-source field of the near pairs into B (in place)."""
-    pts, w = _quadrature(g, order)
+def _near_correction(g: _PanelGeom, pidx, tidx, x, pts, w, B):
+    """Add exact − point-source field of the pairs (pidx, tidx) into B (in place); ``pts``, ``w``:
+    the panels' quadrature points and weights (the point sources of the far field)."""
     nq = pts.shape[1]
     chunk = max(1, _CHUNK_ELEMENTS // (2 * nq))
     for c0 in range(0, pidx.shape[0], chunk):
@@ -437,27 +561,34 @@ def magnetic_flux_density(
     targets: np.ndarray,
     *,
     external_field=(0.0, 0.0, 0.0),
-    near_factor: float = 4.0,
+    tolerance: float = DEFAULT_TOLERANCE,
     method: str = "auto",
-    fmm_eps: float = 1e-6,
-    quad_order: int = 2,
+    accuracy: Accuracy | None = None,
+    comm=None,
 ) -> np.ndarray:
     """B (T) at targets (N,3) from all sheets + uniform external field (T).
 
-    method: "direct" (panel_field_exact, O(P·N)), "fmm" (fmm3dpy far field from Gauss points
-    of every panel — ``quad_order``² points on quads, 7 on triangles — with the exact panel
-    field substituted for every panel whose centroid lies within
-    near_factor·diam + circumradius of the target; targets close to the sheet plane are
-    therefore always treated analytically by the panels under them), "auto" = direct when
-    P·N < 2e6, else fmm. ``fmm_eps`` is the fmm3dpy tolerance; with the defaults (eps 1e-6,
-    2x2 Gauss points, near_factor 4) "fmm" matches "direct" to ~4e-7 of max|B| (tested: < 1e-6);
-    eps 1e-8 with 3x3 points gives ~1e-9 at 2.7x the cost.
-    A target within 1e-15 m of a sheet plane raises ValueError.
+    method: "direct" (panel_field_exact, O(P·N), exact to round-off), "fmm" (fmm3dpy far field
+    from quadrature points of every panel, with the exact panel field substituted for every
+    panel whose centroid lies within near_factor·diam + circumradius of the target; targets
+    close to the sheet plane are therefore always treated analytically by the panels under
+    them), "auto" = direct when P·N < 2e6, else fmm.
+
+    ``tolerance``: the relative error |B − B_exact| / |B_exact| the "fmm" path is to meet (per
+    sheet, where its field is not small against its largest: the FMM's error is absolute,
+    ~ tolerance · max|B|); it picks the cheapest measured level of :data:`ACCURACY_LEVELS` at or below it
+    (:func:`accuracy_for`). ``accuracy`` sets (fmm_eps, quad_order, near_factor) directly instead
+    (benchmarks). A target within 1e-15 m of a sheet plane raises ValueError.
+
+    ``comm`` (mpi4py communicator; collective): every rank holds all the sheets and passes its
+    own targets; the FMM's sources are split across the ranks (see _fmm_field), the near field
+    is each rank's own.
     """
     if isinstance(sheets, SheetCurrent):
         sheets = [sheets]
     if method not in ("auto", "direct", "fmm"):
         raise ValueError(f"method must be 'auto', 'direct' or 'fmm', got {method!r}")
+    acc = accuracy_for(tolerance) if accuracy is None else accuracy
     x = _check_targets(targets)
     ext = np.asarray(external_field, dtype=float).reshape(3)
     for s in sheets:
@@ -465,19 +596,17 @@ def magnetic_flux_density(
             _check_off_plane(s, x)
     geoms = [_geometry(s) for s in sheets if s.n_panels > 0]
     n_pan = sum(g.v.shape[0] for g in geoms)
+    n_targets = x.shape[0] if comm is None else comm.allreduce(x.shape[0])
     if method == "auto":
-        method = "direct" if n_pan * x.shape[0] < _DIRECT_PAIR_LIMIT else "fmm"
-    if near_factor <= 0:
-        raise ValueError("near_factor must be positive")
+        method = "direct" if n_pan * n_targets < _DIRECT_PAIR_LIMIT else "fmm"
     B = np.zeros((x.shape[0], 3))
-    if geoms and x.shape[0]:
+    if geoms and n_targets:
         if method == "direct":
             for g in geoms:
                 B += _direct(g, x)
-        elif method == "fmm":
-            B += _fmm_field(geoms, x, fmm_eps, quad_order)
-            tree = cKDTree(x)
-            for g in geoms:
-                pidx, tidx = _near_pairs(g, x, near_factor, tree)
-                _near_correction(g, pidx, tidx, x, quad_order, B)
+        else:
+            quads = [_quadrature(g, acc.quad_order) for g in geoms]
+            B += _fmm_field(geoms, quads, x, acc.fmm_eps, comm)
+            for g, quad in zip(geoms, quads, strict=True):
+                _near_field(g, quad, x, acc, B)
     return B + ext[None, :]

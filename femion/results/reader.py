@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from femion.magnetic.biot_savart import SheetCurrent, magnetic_flux_density
+from femion.magnetic.biot_savart import DEFAULT_TOLERANCE, SheetCurrent, magnetic_flux_density
 from femion.results import OutputError
 
 
@@ -270,7 +270,8 @@ class Result:
             if time is not None:
                 raise ValueError("B is steady (the drive is constant); call probe('B', points) without time")
             sheets, external = self.sheets()
-            return magnetic_flux_density(sheets, pts, external_field=external)
+            tolerance = self.summary.get("magnetic_tolerance", DEFAULT_TOLERANCE)
+            return magnetic_flux_density(sheets, pts, external_field=external, tolerance=tolerance)
         if name == "phi_s" and time is None:
             return self._probe_phi_s(pts, outside)
         if name in self.transport_fields():

@@ -65,16 +65,17 @@ def solve_conductors(case, plan_mesh) -> list[SheetSolution]:
 
 
 def interface_field(case, plan_mesh, sheets, interface: Interface):
-    """B (T) on the interface at the plan mesh's nodes, as a P1 3-vector on the plan mesh."""
+    """B (T) on the interface at the plan mesh's nodes, as a P1 3-vector on the plan mesh: each rank
+    evaluates its owned nodes from the panels of all ranks (``sheets``, gathered), the FMM's sources
+    split across the ranks."""
     msh = plan_mesh.mesh
     V = dolfinx.fem.functionspace(msh, ("Lagrange", 1, (3,)))
     B = dolfinx.fem.Function(V, name="B_interface")
     n_owned = V.dofmap.index_map.size_local
     xy = V.tabulate_dof_coordinates()[:n_owned, :2]
     targets = np.c_[xy, np.full(n_owned, interface.z)]
-    values = magnetic_flux_density(
-        sheets, targets, external_field=case.magnetic.external_field, method=case.magnetic.method
-    )
+    values = magnetic_flux_density(sheets, targets, external_field=case.magnetic.external_field,
+                                   method=case.magnetic.method, tolerance=case.magnetic.tolerance, comm=msh.comm)
     B.x.array[: 3 * n_owned] = values.ravel()
     B.x.scatter_forward()
     covered = plan.points_in(interface.region, xy[:, 0], xy[:, 1], 1e-9)
@@ -105,5 +106,6 @@ def magnetic_field(case, plan_mesh, sheets) -> MagneticField:
     out.B, out.max_b, out.n_targets = interface_field(case, plan_mesh, sheets, out.interface)
     out.points = np.asarray(case.magnetic.points, dtype=float).reshape(-1, 3)
     if len(out.points):
-        out.B_points = magnetic_flux_density(sheets, out.points, external_field=case.magnetic.external_field)
+        out.B_points = magnetic_flux_density(sheets, out.points, external_field=case.magnetic.external_field,
+                                             tolerance=case.magnetic.tolerance)
     return out

@@ -60,6 +60,7 @@ def run_summary(case, solutions, field, plan_mesh, comm) -> dict:
         "magnetic_points": [{"point_m": p.tolist(), "B_T": b.tolist()}
                             for p, b in zip(field.points, field.B_points, strict=True)],
         "external_field_T": list(case.magnetic.external_field),
+        "magnetic_tolerance": case.magnetic.tolerance,
         "mesh": {
             "cell_size_m": case.mesh.cell_size,
             "plan_cells": plan_mesh.mesh.topology.index_map(2).size_global,

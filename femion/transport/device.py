@@ -180,7 +180,8 @@ def build_device(case: Case, stack, sheets: dict[str, SheetCurrent], solutions: 
             parts[name] = {}
             for key, B in problem.B.items():
                 B.interpolate(lambda x, s=sheet: magnetic_flux_density([s], space_points(case, x),
-                                                                      method=case.magnetic.method).T)
+                                                                      method=case.magnetic.method,
+                                                                      tolerance=case.magnetic.tolerance).T)
                 parts[name][key] = B.x.array.copy()
         problem.max_B = 0.0
     top = top_conductor(case)

@@ -11,8 +11,8 @@ from femion.config import load_case
 from femion.geometry import mesh as geometry
 from femion.geometry import plan
 from femion.geometry.spec import two_track_pattern
-from femion.magnetic.biot_savart import magnetic_flux_density
-from femion.runner.sheets import solve_conductors
+from femion.magnetic.biot_savart import SheetCurrent, magnetic_flux_density, panel_field_exact
+from femion.runner.sheets import interface_field, interface_of, solve_conductors
 
 from ..conftest import CASES
 
@@ -101,3 +101,31 @@ def test_B_over_two_track_is_perpendicular_to_current(comm):
     assert err.max() < 2e-2
     cosang = np.abs(np.sum(B[:, :2] * K, axis=1)) / (np.linalg.norm(B[:, :2], axis=1) * np.linalg.norm(K, axis=1))
     assert cosang.max() < 2e-2
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("tolerance", [1e-2, 1e-4])
+def test_interface_B_split_across_ranks(comm, tolerance):
+    """B on the interface, each rank evaluating its own nodes from the panels of all ranks (FMM),
+    equals B of all nodes at once (what one rank computes) and the exact field of the uniform strip,
+    within the tolerance, on 1 and 2 ranks; every rank has its share of the nodes."""
+    case, plan_mesh, (sol,) = solve("strip_drive", comm, "mesh.cell_size=0.5 mm", "magnetic.method=fmm",
+                                    f"magnetic.tolerance={tolerance}")
+    sheets = [sol.panels()]
+    assert sheets[0].n_panels == plan_mesh.mesh.topology.index_map(2).size_global  # gathered on every rank
+    itf = interface_of(case)
+    B, _, n_total = interface_field(case, plan_mesh, sheets, itf)
+    n_owned = B.function_space.dofmap.index_map.size_local
+    assert n_owned > 0.3 * n_total / comm.size
+    mine = B.x.array[: 3 * n_owned].reshape(-1, 3)
+    xy = B.function_space.tabulate_dof_coordinates()[:n_owned, :2]
+    x_all = np.vstack(comm.allgather(np.c_[xy, np.full(n_owned, itf.z)]))
+    offset = sum(comm.allgather(n_owned)[: comm.rank])
+    at_once = magnetic_flux_density(sheets, x_all, method="fmm", tolerance=tolerance)[offset : offset + n_owned]
+    size = np.linalg.norm(at_once, axis=1)
+    assert np.max(np.linalg.norm(mine - at_once, axis=1) / size) < tolerance
+    plate = case.geometry.plate
+    whole = SheetCurrent(np.array([[[0, 0], [plate.length, 0], [plate.length, plate.width], [0, plate.width]]]),
+                         np.array([[sol.current / plate.width, 0.0]]), sol.z)
+    exact = panel_field_exact(whole, x_all[offset : offset + n_owned])
+    assert np.max(np.linalg.norm(mine - exact, axis=1) / np.linalg.norm(exact, axis=1)) < tolerance

@@ -210,3 +210,40 @@ def test_patterned_stack_interface_is_the_coverage():
     bad = StackSpec(LX, LY, _layers(box(60 * MM, 0, 70 * MM, 5 * MM)), {}, 2 * MM)
     with pytest.raises(GeometryError, match="electrolyte"):
         build_stack_mesh(bad, MPI.COMM_WORLD)  # raised on every rank, no deadlock
+
+
+def _mesh_summary(pm):
+    """Global cell count, coordinate sum, cell and facet tag sums: equal for the same mesh."""
+    comm = pm.mesh.comm
+    n = pm.mesh.topology.index_map(pm.mesh.topology.dim).size_local
+    return (pm.mesh.topology.index_map(pm.mesh.topology.dim).size_global,
+            round(comm.allreduce(float(pm.mesh.geometry.x[: pm.mesh.geometry.index_map().size_local].sum()),
+                                 op=MPI.SUM), 9),
+            comm.allreduce(int(pm.cell_tags.values[pm.cell_tags.indices < n].sum()), op=MPI.SUM),
+            sorted(pm.names.items()))
+
+
+@pytest.mark.mpi
+def test_mesh_cache_meshes_once_and_gives_the_same_mesh(shared_tmp, monkeypatch):
+    """With FEMION_MESH_CACHE, the second plan and stack mesh of the same spec come from the cache
+    (gmsh's mesher is not called again) and equal the first; another cell size meshes anew; an
+    unwritable cache directory only means no cache (on 1 and 2 ranks)."""
+    from femion.geometry import mesh as geometry
+
+    monkeypatch.setenv("FEMION_MESH_CACHE", str(shared_tmp / "cache"))
+    spec = StackSpec(LX, LY, _layers(coverage=box(3 * MM, 0, 47 * MM, LY)), {}, 2 * MM)
+    first_plan, first_stack = build_plan_mesh(spec, MPI.COMM_WORLD), build_stack_mesh(spec, MPI.COMM_WORLD)
+    assert sorted(p.name.split("_")[0] for p in (shared_tmp / "cache").glob("*.msh")) == ["plan", "stack"]
+
+    def no_meshing(*args):
+        raise AssertionError("meshed although cached")
+
+    monkeypatch.setattr(geometry, "_mesh_plan_quads", no_meshing)
+    assert _mesh_summary(build_plan_mesh(spec, MPI.COMM_WORLD)) == _mesh_summary(first_plan)
+    assert _mesh_summary(build_stack_mesh(spec, MPI.COMM_WORLD)) == _mesh_summary(first_stack)
+    finer = StackSpec(LX, LY, spec.layers, {}, 1.5 * MM)
+    with pytest.raises(GeometryError, match="meshed although cached"):
+        build_plan_mesh(finer, MPI.COMM_WORLD)
+    monkeypatch.undo()
+    monkeypatch.setenv("FEMION_MESH_CACHE", "/proc/no-cache-here")
+    assert _mesh_summary(build_plan_mesh(finer, MPI.COMM_WORLD))[0] > _mesh_summary(first_plan)[0]

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from scipy.constants import mu_0
 
-from femion.magnetic.biot_savart import SheetCurrent, magnetic_flux_density, panel_field_exact
+from femion.magnetic.biot_savart import (
+    ACCURACY_LEVELS,
+    DEFAULT_TOLERANCE,
+    Accuracy,
+    SheetCurrent,
+    accuracy_for,
+    check_tolerance,
+    magnetic_flux_density,
+    panel_field_exact,
+)
 
 W = 20e-3  # strip width (y), m
 L = 50e-3  # strip length (x), m
@@ -144,26 +153,82 @@ def test_triangles_and_quads_give_same_field():
 
 
 def test_fmm_matches_direct():
-    """FMM far field + analytic near field equals all-pairs analytic B (2e4 targets, two sheets).
-
-    Default settings (eps 1e-6, 2x2 Gauss points) to 1e-4 of max|B| (1e-3 pointwise);
-    eps 1e-8 with 3x3 points to 1e-6 (both).
-    """
+    """FMM far field + analytic near field equals all-pairs analytic B of each sheet (quads of
+    1 mm; triangles of 5 mm 0.3 mm below) to each tolerance at 1e4 targets 0.6 µm up and 1e4
+    at 1 mm: |ΔB| < tol·|B| wherever |B| ≥ 0.3 max|B| (where the FMM's absolute error, ~ tol·max|B|,
+    is not larger than the field), and |ΔB| < tol·max|B| everywhere."""
     top = strip_quads(h=1e-3)
-    ret = quads_to_triangles(strip_quads(h=5e-3, current=-I0, z=-0.3e-3))  # return current below
+    ret = quads_to_triangles(strip_quads(h=5e-3, current=-I0, z=-0.3e-3))
     rng = np.random.default_rng(2)
     n = 10_000
     xy = np.c_[rng.uniform(-30e-3, 30e-3, 2 * n), rng.uniform(-15e-3, 15e-3, 2 * n)]
     x = np.c_[xy, np.r_[np.full(n, 0.6e-6), np.full(n, 1e-3)]]
-    Bd = magnetic_flux_density([top, ret], x, method="direct")
-    for tol, tol_point, opts in ((1e-4, 1e-3, {}), (1e-6, 1e-6, {"fmm_eps": 1e-8, "quad_order": 3})):
-        Bf = magnetic_flux_density([top, ret], x, method="fmm", **opts)
-        for sl in (slice(0, n), slice(n, 2 * n)):
-            err = np.linalg.norm(Bf[sl] - Bd[sl], axis=1)
-            assert err.max() < tol * np.linalg.norm(Bd[sl], axis=1).max()
-        # pointwise relative, with a floor at 1e-3 of the largest field
-        ref = np.maximum(np.linalg.norm(Bd, axis=1), 1e-3 * np.linalg.norm(Bd, axis=1).max())
-        assert (np.linalg.norm(Bf - Bd, axis=1) / ref).max() < tol_point
+    for sheet in (top, ret):
+        Bd = magnetic_flux_density([sheet], x, method="direct")
+        size = np.linalg.norm(Bd, axis=1)
+        strong = size >= 0.3 * size.max()
+        for tol in (1e-2, 1e-4, 1e-6):
+            err = np.linalg.norm(magnetic_flux_density([sheet], x, method="fmm", tolerance=tol) - Bd, axis=1)
+            assert err.max() < tol * size.max()
+            assert (err[strong] / size[strong]).max() < tol
+
+
+def whole_strip(width=W, length=L, current=I0):
+    """The strip as ONE panel: its field is the exact field of the uniform rectangle."""
+    v = np.array([[[-length / 2, -width / 2], [length / 2, -width / 2], [length / 2, width / 2],
+                   [-length / 2, width / 2]]])
+    return SheetCurrent(v, np.array([[current / width, 0.0]]), 0.0)
+
+
+def strip_targets(h, n_random=1000, seed=0):
+    """Every corner of the strip's h-grid 0.6 µm above it (as the run's interface nodes) and, at
+    each height h/3, h, 3h and 1 mm, ``n_random`` random points over the strip (heights near the
+    panel size are where the point sources of the far field are least accurate)."""
+    nx, ny = int(round(L / h)), int(round(W / h))
+    X, Y = np.meshgrid(np.linspace(-L / 2, L / 2, nx + 1), np.linspace(-W / 2, W / 2, ny + 1), indexing="ij")
+    rng = np.random.default_rng(seed)
+    above = [np.c_[rng.uniform(-L / 2, L / 2, n_random), rng.uniform(-W / 2, W / 2, n_random),
+                   np.full(n_random, z)] for z in (h / 3, h, 3 * h, 1e-3)]
+    return np.concatenate([np.c_[X.ravel(), Y.ravel(), np.full(X.size, 0.6e-6)], *above])
+
+
+def pointwise_error(B, exact):
+    """max over the targets of |B − B_exact| / |B_exact| (the meaning of magnetic.tolerance)."""
+    return float(np.max(np.linalg.norm(B - exact, axis=1) / np.linalg.norm(exact, axis=1)))
+
+
+def _strip_error(sheet, h, tolerance=DEFAULT_TOLERANCE, accuracy=None):
+    x = strip_targets(h, n_random=300)
+    B = magnetic_flux_density([sheet], x, method="fmm", tolerance=tolerance, accuracy=accuracy)
+    return pointwise_error(B, panel_field_exact(whole_strip(), x))
+
+
+STRIP_1MM = strip_quads(h=1e-3)
+
+
+@pytest.mark.parametrize("sheet", [STRIP_1MM, quads_to_triangles(STRIP_1MM)], ids=["quads", "triangles"])
+@pytest.mark.parametrize("tolerance", sorted(ACCURACY_LEVELS))
+def test_each_tolerance_level_meets_its_tolerance(tolerance, sheet):
+    """At every magnetic.tolerance level, B of the 1 mm strip (quads, or split in triangles) is
+    within the tolerance of the exact strip field at every target: |B − B_exact| < tol·|B_exact|."""
+    assert _strip_error(sheet, 1e-3, tolerance) < tolerance
+
+
+def test_strip_error_check_can_fail():
+    """The check above sees too coarse settings: the default (loosest) level misses the next
+    tighter one, and one point source per panel with a near radius of one panel misses 1 %."""
+    assert _strip_error(STRIP_1MM, 1e-3) > 1e-3
+    assert _strip_error(STRIP_1MM, 1e-3, accuracy=Accuracy(1e-3, 1, 1.0)) > 1e-2
+
+
+def test_tolerance_outside_the_measured_levels_is_refused():
+    """A tolerance tighter than the tightest measured level, or looser than 1 %, is a ValueError."""
+    with pytest.raises(ValueError, match="measured accuracy levels"):
+        magnetic_flux_density([STRIP], np.array([[0.0, 0.0, 1e-3]]), tolerance=1e-9)
+    with pytest.raises(ValueError, match="measured accuracy levels"):
+        accuracy_for(0.05)
+    assert accuracy_for(5e-3) == ACCURACY_LEVELS[1e-3] and accuracy_for(1e-2) == ACCURACY_LEVELS[1e-2]
+    assert check_tolerance(1e-6) == 1e-6
 
 
 def test_external_field_adds():
@@ -250,25 +315,28 @@ def _edge_fluxes(sheets):
 
 
 def test_ampere_loop_around_closed_track():
-    """Ampère: ∮B·dl around one leg of a closed sheet circuit equals μ0·I."""
+    """Ampère: ∮B·dl around one leg of a closed sheet circuit equals μ0·I (the FMM path to its
+    tolerance: the default 1 %, and 1e-6)."""
     sheets = ring_track()
     A, w = 40e-3, 6e-3  # ring_track: 40 mm x 30 mm, 6 mm wide
     # loop in the y–z plane at x = A/2 around the bottom leg (current +x): CCW in (y, z)
     y0, y1, z0, z1 = -4e-3, w + 4e-3, -2e-3, 2e-3
     g, wg = np.polynomial.legendre.leggauss(64)
     total = {}
-    for method in ("direct", "fmm"):
+    runs = (("direct", "direct", 1e-6), ("fmm", "fmm", DEFAULT_TOLERANCE), ("fmm-1e-6", "fmm", 1e-6))
+    for label, method, tol in runs:
         s = 0.0
         sides = [((y0, z0), (y1, z0)), ((y1, z0), (y1, z1)), ((y1, z1), (y0, z1)), ((y0, z1), (y0, z0))]
         for (ya, za), (yb, zb) in sides:
             t = 0.5 * (g + 1)
             pts = np.c_[np.full_like(t, A / 2), ya + t * (yb - ya), za + t * (zb - za)]
-            B = magnetic_flux_density(sheets, pts, method=method)
+            B = magnetic_flux_density(sheets, pts, method=method, tolerance=tol)
             dl = np.array([0.0, yb - ya, zb - za])
             s += np.sum(0.5 * wg * (B @ dl))
-        total[method] = s
+        total[label] = s
     assert total["direct"] == pytest.approx(mu_0 * I0, rel=1e-6)
-    assert total["fmm"] == pytest.approx(mu_0 * I0, rel=1e-6)
+    assert total["fmm"] == pytest.approx(mu_0 * I0, rel=DEFAULT_TOLERANCE)
+    assert total["fmm-1e-6"] == pytest.approx(mu_0 * I0, rel=1e-6)
 
 
 def test_closed_track_is_divergence_free_and_field_follows_current():
@@ -297,3 +365,29 @@ def test_target_in_sheet_plane_raises():
     B = magnetic_flux_density([STRIP], np.array([[0.0, W / 2, 1e-9], [0.0, 0.0, -1e-9],
                                                  [L / 2, W / 2, 1e-9]]))
     assert np.all(np.isfinite(B))
+
+
+def test_near_field_in_blocks_of_targets_gives_the_same_B(monkeypatch):
+    """The near field goes in blocks of targets (memory bounded by the block): blocks of 7 targets
+    give the B of one block holding all 1471, to round-off."""
+    from femion.magnetic import biot_savart
+
+    x = strip_targets(1e-3, n_random=100)
+    one = magnetic_flux_density([STRIP_1MM], x, method="fmm", tolerance=1e-4)
+    monkeypatch.setattr(biot_savart, "_NEAR_BLOCK_TARGETS", 7)
+    blocks = magnetic_flux_density([STRIP_1MM], x, method="fmm", tolerance=1e-4)
+    assert x.shape[0] > 7 * 100
+    np.testing.assert_allclose(blocks, one, rtol=1e-12, atol=1e-12 * np.abs(one).max())
+
+
+def test_fmm_in_calls_of_few_sources_gives_the_same_B(monkeypatch):
+    """The FMM runs in calls of at most _FMM_MAX_SOURCES sources (memory): calls of 300 of the
+    1000 panels give B within the tolerance of the all-pairs B, as one call does."""
+    from femion.magnetic import biot_savart
+
+    x = strip_targets(1e-3, n_random=100)
+    exact = magnetic_flux_density([STRIP_1MM], x, method="direct")
+    monkeypatch.setattr(biot_savart, "_FMM_MAX_SOURCES", 300)
+    assert STRIP_1MM.n_panels * 4 > 3 * 300  # quad order 2 at 1e-4: 4 sources per panel, > 3 calls
+    B = magnetic_flux_density([STRIP_1MM], x, method="fmm", tolerance=1e-4)
+    assert pointwise_error(B, exact) < 1e-4
