@@ -73,7 +73,7 @@ def worker(cell_size_mm: float, tolerance: float | None, structured: bool, solve
     from femion.geometry import mesh as geometry
     from femion.geometry import plan
     from femion.magnetic.biot_savart import SheetCurrent, panel_field_exact
-    from femion.run.sheets import magnetic_field, solve_conductors
+    from femion.runner.sheets import magnetic_field, solve_conductors
 
     comm = MPI.COMM_WORLD
     sets = [f"mesh.cell_size={cell_size_mm} mm", f"mesh.solver={solver}", "limits.cells=1000000000",
