@@ -13,8 +13,8 @@ from pathlib import Path
 
 from femion.post.report import _ARROW, _MOVING, _RELAXING, _final_stage, _fmt
 
-COLUMNS = ("run", "motion", "displacement (mm)", "destination-third share", "relaxation τ (min)", "ΔT max (K)",
-           "conservation", "wall (s)")
+COLUMNS = ("run", "motion", "displacement (mm)", "destination-third share", "relaxation τ (min)",
+           "τ of the destination share (min)", "ΔT max (K)", "conservation", "wall (s)")
 
 
 def run_row(name: str, result: Path) -> dict:
@@ -24,9 +24,11 @@ def run_row(name: str, result: Path) -> dict:
     move = _final_stage(report, _MOVING) or {}
     relax = _final_stage(report, _RELAXING) or {}
     tau = (relax.get("relaxation") or {}).get("tau_s")
+    tau_share = (relax.get("relaxation_share") or {}).get("tau_s")  # the gathered Li leaving its third
     return {"run": name, "direction": move.get("direction"), "displacement_mm": move.get("displacement_mm"),
             "share_destination_third": (move.get("share_destination_third") or [None, None])[-1],
             "tau_relax_min": None if tau is None else tau / 60.0,
+            "tau_share_min": None if tau_share is None else tau_share / 60.0,
             "max_temperature_rise_K": (summary.get("thermal") or {}).get("max_temperature_rise_K"),
             "conservation_error_rel": summary.get("conservation_error_rel"),
             "wall_time_s": summary.get("wall_time_s"), "status": (summary.get("transport") or {}).get("status")}
@@ -54,6 +56,7 @@ def write_table(out: Path, entries: list[dict]) -> Path:
         for r in e["rows"]:
             md.append(f"| {r['run']} | {_ARROW.get(r['direction'], '–')} | {_fmt(r['displacement_mm'])} | "
                       f"{_fmt(r['share_destination_third'], '.3f')} | {_fmt(r['tau_relax_min'])} | "
+                      f"{_fmt(r['tau_share_min'])} | "
                       f"{_fmt(r['max_temperature_rise_K'], '.3g')} | {_fmt(r['conservation_error_rel'], '.1e')} | "
                       f"{_fmt(r['wall_time_s'], '.3g')} |")
     md += ["", "## The paper's observations", ""]
