@@ -346,6 +346,7 @@ def _draw_photo(ax, film: _Film, t: float, label: str, show_drive: bool = True) 
         current = drive.get("current_A")
         text = f"I = {abs(current):g} A in {drive.get('conductor')}" if current is not None else "current"
         ax.text(xc, ya + 0.02 * (y1 - y0), text, ha="center", va="bottom", fontsize=9, color="#d62828")
+        _track_arrows(ax, film, drive)
     ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="0.3", lw=1)
     ax.set_xlim(x0 - 1, x1 + 1)
     ax.set_ylim(y0 - 1, y1 + 0.2 * (y1 - y0))
@@ -357,6 +358,25 @@ def _draw_photo(ax, film: _Film, t: float, label: str, show_drive: bool = True) 
     where = "x–z section, uniform in y" if film.section else "plan"
     stage = f", {label}" if label and not label.startswith("t=") else ""
     ax.set_title(f"{film.summary['case']}: film at t = {t / MIN:.3g} min{stage} ({where})", fontsize=10)
+
+
+def _track_arrows(ax, film: _Film, drive: dict, at=(0.15, 0.4, 0.65, 0.9)) -> None:
+    """Over a driven "2"-shaped track, arrowheads along its centreline at the arc-length shares
+    ``at``, pointing the way the stage's current flows in it (toward the end nearer the stage's
+    destination): the arrow above the plate only says toward which end."""
+    from femion.geometry.plan import track_centreline
+
+    line = track_centreline(film.case.layer(drive["conductor"]).pattern, film.case.geometry.plate)
+    if line is None:
+        return
+    toward = np.asarray(drive["toward_xy_m"], dtype=float)[:2]
+    forward = np.linalg.norm(np.asarray(line.coords[-1]) - toward) < np.linalg.norm(np.asarray(line.coords[0]) - toward)
+    step = 1e-3 if forward else -1e-3  # m along the track
+    for share in at:
+        s = share * line.length
+        (px, py), (qx, qy) = line.interpolate(s).coords[0], line.interpolate(s + step).coords[0]
+        ax.annotate("", xy=(qx * MM, qy * MM), xytext=(px * MM, py * MM),
+                    arrowprops={"arrowstyle": "-|>", "color": "#d62828", "lw": 1.5, "mutation_scale": 14})
 
 
 def _safe(label: str) -> str:

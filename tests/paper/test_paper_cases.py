@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import shapely
 import yaml
 
 import femion
@@ -227,6 +228,17 @@ def test_two_track_change_is_confined_to_the_track_and_follows_it(runs):
     report = json.loads((runs["fig5c_two_track"] / "report.json").read_text())
     assert report["track_following"]["share_near"] == pytest.approx(tf["share_near"], rel=1e-9)
     assert "Track following" in (runs["fig5c_two_track"] / "report.md").read_text()
+    # the photo marks the current along the track: four arrowheads on it, each pointing along the
+    # centreline from the start pad toward the end pad, besides the one above the plate
+    from femion.post.optics import _open, _photo_figure
+
+    film = _open(runs["fig5c_two_track"])
+    photo = _photo_figure(film, film.res.times[-1], "drive").axes[0]
+    arrows = [a for a in photo.texts if getattr(a, "arrow_patch", None) is not None]
+    assert len(arrows) == 5
+    for a in arrows[1:]:
+        tail, head = np.asarray(a.xyann) / 1e3, np.asarray(a.xy) / 1e3
+        assert track.centreline.project(shapely.Point(head)) > track.centreline.project(shapely.Point(tail))
     # the figures follow the track too: θ̄ against arc length from the start pad
     assert (runs["fig5c_two_track"] / "figures" / "theta_along_track.png").is_file()
     assert plan.track_centreline(case.layer("bottom_ito").pattern, case.geometry.plate).equals(track.centreline)
