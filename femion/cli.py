@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
+ABORT_GRACE_S = 1.0  # s between a rank's last error line and MPI_Abort
 
 
 def _comm():
@@ -344,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"femion: error: rank {comm.rank} failed: {type(exc).__name__}: {exc} "
               f"(ending all {comm.size} ranks; FEMION_TRACEBACK=1 shows the traceback)", file=sys.stderr, flush=True)
+        # MPI_Abort kills the job at once: give mpiexec a moment to forward that line first (it
+        # was lost now and then on a loaded machine)
+        time.sleep(ABORT_GRACE_S)
         comm.Abort(EXIT_FAILURE)
         return EXIT_FAILURE  # pragma: no cover (Abort does not return)
 

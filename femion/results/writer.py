@@ -219,6 +219,7 @@ def collective(comm, fn, where: Path, what: str, grace: float = 30.0):
                     if ".partial-" in where.name:  # the whole job ends: leave no partial result and no lock
                         shutil.rmtree(where, ignore_errors=True)
                         where.with_name(where.name.split(".partial-")[0] + ".lock").unlink(missing_ok=True)
+                    time.sleep(1.0)  # let mpiexec forward the line before MPI_Abort ends the job
                     comm.Abort(2)
                 time.sleep(0.05)
     errors = [e for e in comm.allgather(error) if e is not None]
