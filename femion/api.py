@@ -47,9 +47,8 @@ def load_case(source: str | Path | Mapping, set: Mapping[str, Any] | Sequence[st
     as ``--set`` does. Raises :class:`femion.config.CaseError` (one line) on a bad case.
     """
     sets = _override_mapping(set)
-    strings = [f"{k}={_yaml(v)}" for k, v in sets.items()]
     raw = copy.deepcopy(dict(source)) if isinstance(source, Mapping) else read_case_mapping(source)
-    base, _ = load_runs(raw, strings, quick=quick)  # every run checked; errors named as the command names them
+    base, _ = load_runs(raw, sets, quick=quick)  # every run checked; errors named as the command names them
     resolved = copy.deepcopy(raw)
     if quick:
         _apply_mapping(resolved, base.quick, "quick")
@@ -57,12 +56,6 @@ def load_case(source: str | Path | Mapping, set: Mapping[str, Any] | Sequence[st
     if base.variants:  # --set wins over a variant's own value: carry it into each variant
         resolved["variants"] = {name: {**dict(v), **sets} for name, v in base.variants.items()}
     return validate_case(resolved)
-
-
-def _yaml(value: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip().removesuffix("...").strip()
 
 
 def run(case: Case | str | Path | Mapping, out: str | Path | None = None, comm=None, *, progress: bool = False,

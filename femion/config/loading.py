@@ -219,9 +219,11 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``key.path=value`` strings (value read as YAML) to the raw case mapping."""
-    for key, value in parse_overrides(overrides).items():
+def apply_overrides(raw: dict, overrides: list[str] | Mapping[str, Any]) -> dict:
+    """Apply ``key.path=value`` strings (value read as YAML), or a {key path: value} mapping, to
+    the raw case mapping."""
+    sets = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    for key, value in sets.items():
         _set_path(raw, key, value)
     return raw
 
@@ -313,7 +315,7 @@ def _check_drive_overrides(case: Case, sources: list[tuple[str, list[str]]]) -> 
                                 f"set protocol[{j}].{own} instead")
 
 
-def load_runs(path: str | Path | Mapping, overrides: list[str] | None = None, quick: bool = False,
+def load_runs(path: str | Path | Mapping, overrides: list[str] | Mapping[str, Any] | None = None, quick: bool = False,
               variant: str | None = None) -> tuple[Case, list[tuple[str | None, Case]]]:
     """The case (a file, or its mapping) and the runs it asks for: itself, or one per entry of
     ``variants``.
@@ -326,14 +328,15 @@ def load_runs(path: str | Path | Mapping, overrides: list[str] | None = None, qu
     import copy
 
     raw = copy.deepcopy(dict(path)) if isinstance(path, Mapping) else read_case_mapping(path)
-    base_raw = apply_overrides(copy.deepcopy(raw), overrides or [])
+    sets_given = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides or [])
+    base_raw = apply_overrides(copy.deepcopy(raw), sets_given)
     base = validate_case(base_raw)
     if quick and not base.quick:
         raise CaseError("--quick: the case has no 'quick' block (add quick: {key.path: value, ...} to the case)")
     names: list[str | None] = [*base.variants] if variant is None else [variant]
     if variant is not None and variant not in base.variants:
         raise CaseError(f"--variant {variant}: no such variant (allowed: {', '.join(base.variants) or 'none'})")
-    sets = [item.split("=", 1)[0].strip() for item in overrides or []]
+    sets = list(sets_given)
     runs = []
     for name in names or [None]:
         r = copy.deepcopy(raw)
@@ -346,7 +349,7 @@ def load_runs(path: str | Path | Mapping, overrides: list[str] | None = None, qu
             _apply_mapping(r, base.variants[name], f"variants.{name}")
             r["name"] = f"{base.name}_{name}"
             sources.insert(0, (f"variants.{name}", list(base.variants[name])))
-        apply_overrides(r, overrides or [])
+        apply_overrides(r, sets_given)
         try:
             case = validate_case(r)
         except CaseError as exc:

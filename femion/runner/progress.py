@@ -53,6 +53,7 @@ class TransportProgress:
         self.progress = progress if rank == 0 else None
         self.task = None if self.progress is None else self.progress.add_task("transport", total=self.t_end)
         self.label, self.index, self.steps, self.newton = "", 0, 0, 0
+        self.t, self.dt = 0.0, 0.0  # the last accepted step's end time and size, s
         self._last_log = time.perf_counter()
 
     def stage(self, index: int, label: str, t_start: float, t_end: float) -> None:
@@ -65,7 +66,7 @@ class TransportProgress:
     def step(self, t: float, dt: float, newton: int) -> None:
         self.steps += 1
         self.newton += newton
-        self._t, self._dt, self._n = t, dt, newton
+        self.t, self.dt = t, dt
         if self.progress is not None:
             self.progress.update(self.task, completed=min(t, self.t_end),
                                  description=f"t {t:.4g}/{self.t_end:.4g} s dt {dt:.2g} s N {newton} [{self.label}]")
@@ -73,10 +74,8 @@ class TransportProgress:
             self._line(f"stage {self.index + 1}/{self.n_stages} {self.label}")
 
     def _line(self, where: str) -> None:
-        t = getattr(self, "_t", 0.0)
-        log.info("%s: t = %.4g of %.4g s (%.0f %%), dt %.3g s, %d steps, %d Newton iterations", where, t,
-                 self.t_end, 100.0 * t / self.t_end if self.t_end else 100.0, getattr(self, "_dt", 0.0),
-                 self.steps, self.newton)
+        log.info("%s: t = %.4g of %.4g s (%.0f %%), dt %.3g s, %d steps, %d Newton iterations", where, self.t,
+                 self.t_end, 100.0 * self.t / self.t_end if self.t_end else 100.0, self.dt, self.steps, self.newton)
         self._last_log = time.perf_counter()
 
     def close(self) -> None:
