@@ -33,14 +33,19 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from femion.constants import VACUUM_PERMEABILITY as mu_0
+from femion.magnetic.p3m import GridAccuracy, grid_field, panel_size
 
 __all__ = [
     "ACCURACY_LEVELS",
     "DEFAULT_TOLERANCE",
+    "GRID_LEVELS",
     "Accuracy",
+    "GridAccuracy",
     "SheetCurrent",
     "accuracy_for",
     "check_tolerance",
+    "chosen_method",
+    "grid_accuracy_for",
     "magnetic_flux_density",
     "panel_field_exact",
     "point_source_field",
@@ -134,11 +139,13 @@ def _geometry(sheet: SheetCurrent) -> _PanelGeom:
     for j, i in enumerate(range(1, nv - 1)):
         cen += fan_area2[:, j, None] * (v[:, 0] + v[:, i] + v[:, i + 1]) / 3.0
     cen /= (2.0 * area)[:, None]
-    radius = np.max(np.linalg.norm(v - cen[:, None, :], axis=-1), axis=1)
-    diam = np.zeros(v.shape[0])
+    d = v - cen[:, None, :]
+    radius = np.sqrt(np.max(d[..., 0] ** 2 + d[..., 1] ** 2, axis=1))
+    diam2 = np.zeros(v.shape[0])
     for i in range(nv):
         for j in range(i + 1, nv):
-            diam = np.maximum(diam, np.linalg.norm(v[:, i] - v[:, j], axis=-1))
+            diam2 = np.maximum(diam2, (v[:, i, 0] - v[:, j, 0]) ** 2 + (v[:, i, 1] - v[:, j, 1]) ** 2)
+    diam = np.sqrt(diam2)
     return _PanelGeom(v, t, edge_len, fan_area2, area, cen, radius, diam, sheet.sheet_current, sheet.z)
 
 
@@ -307,7 +314,7 @@ def _quadrature(g: _PanelGeom, order: int):
     v = g.v
     if v.shape[1] == 3:
         bary, wt = _TRI_RULES[order]
-        pts = np.einsum("qk,pkd->pqd", bary, v)
+        pts = np.matmul(bary, v)
         return pts, g.area[:, None] * (wt / wt.sum())[None, :]
     # bilinear map of the quad from the unit square, tensor Gauss–Legendre
     s, ws = _gauss_1d(order)
@@ -317,9 +324,7 @@ def _quadrature(g: _PanelGeom, order: int):
     N = np.stack([(1 - S) * (1 - T), S * (1 - T), S * T, (1 - S) * T], axis=1)  # (nq, 4)
     dNs = np.stack([-(1 - T), (1 - T), T, -T], axis=1)
     dNt = np.stack([-(1 - S), -S, S, (1 - S)], axis=1)
-    pts = np.einsum("qk,pkd->pqd", N, v)
-    js = np.einsum("qk,pkd->pqd", dNs, v)
-    jt = np.einsum("qk,pkd->pqd", dNt, v)
+    pts, js, jt = (np.matmul(M, v) for M in (N, dNs, dNt))  # (P, nq, 2); matmul: einsum is 6x slower here
     det = np.abs(js[..., 0] * jt[..., 1] - js[..., 1] * jt[..., 0])
     return pts, det * W[None, :]
 
@@ -405,6 +410,36 @@ def check_tolerance(tolerance: float) -> float:
     if not lo <= tolerance <= hi:
         raise ValueError(f"must be between {lo:g} and {hi:g} (the measured accuracy levels), got {tolerance!r}")
     return tolerance
+
+
+#: tolerance → the settings of the "grid" path (femion.magnetic.p3m; GridAccuracy(spacing, screen,
+#: quad, exact, plane exact), lengths in the sheet's panel size h), measured as ACCURACY_LEVELS
+#: (same strip, targets and error; tests/benchmarks/bench_magnetic.py, one core):
+#:
+#:   tolerance  H/h  b/h quad exact (plane) | error h=0.5 mm (triangles)  0.25 mm  0.1 mm | 1e5 corners 0.6 µm
+#:                                          |                                             | up: time, peak RSS
+#:     1e-2     0.5  1.5   2   1.0  (0.3)   |      4.3e-3  (4.0e-3)       4.3e-3   4.3e-3 |  0.9 s,  0.9 GB
+#:     1e-3     0.3  2.0   3   1.5  (0.5)   |      3.4e-4  (2.6e-4)       2.7e-4   2.7e-4 |  1.6 s
+#:     1e-4     0.25 3.0   3   2.0  (0.5)   |      4.9e-5  (4.7e-5)       4.9e-5   4.9e-5 |  3.0 s,  1.1 GB
+#:
+#: (the fmm path at 1e5: 2.9 s at 1e-2, 24 s at 1e-3 and 1e-4). Cheaper settings that miss a level:
+#: 1e-2 with plane exact 0.1 (only the panels touching a corner): 1.5e-2 at points inside panels;
+#: with b = 1.25 h: 1.1e-2; with the screen S ~ t³ instead of t⁵: 7.0e-3 (at heights ~ h/3); with
+#: the panel size as the median √area: 1.3e-2 on triangles; 1e-3 with plane exact 0.25: 7.4e-4.
+GRID_LEVELS: dict[float, GridAccuracy] = {
+    1e-2: GridAccuracy(spacing=0.5, screen=1.5, quad_order=2, exact_factor=1.0, plane_exact_factor=0.3),
+    1e-3: GridAccuracy(spacing=0.3, screen=2.0, quad_order=3, exact_factor=1.5, plane_exact_factor=0.5),
+    1e-4: GridAccuracy(spacing=0.25, screen=3.0, quad_order=3, exact_factor=2.0, plane_exact_factor=0.5),
+}
+GRID_MAX_PLANES = 4  # target heights "auto" gives the grid path (an FFT convolution each)
+GRID_MAX_NODES_PER_PANEL = 64.0  # grid nodes per panel "auto" allows (1e-4: 16 over the panels)
+
+
+def grid_accuracy_for(tolerance: float) -> GridAccuracy | None:
+    """The grid settings of the loosest measured level at or below ``tolerance``, None if none is."""
+    check_tolerance(tolerance)
+    ok = [t for t in GRID_LEVELS if t <= tolerance]
+    return GRID_LEVELS[max(ok)] if ok else None
 
 
 def accuracy_for(tolerance: float) -> Accuracy:
@@ -556,6 +591,44 @@ def _scatter_add(B: np.ndarray, t: np.ndarray, dB: np.ndarray) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _grid_applies(geoms: list[_PanelGeom], x: np.ndarray, acc: GridAccuracy) -> bool:
+    """Whether the "grid" path suits these targets: at most GRID_MAX_PLANES target heights (one
+    FFT convolution each) and a grid over sources and targets of at most GRID_MAX_NODES_PER_PANEL
+    nodes per panel, for each sheet's grid (targets far outside the sheets would make it large)."""
+    if np.unique(x[:, 2]).size > GRID_MAX_PLANES:
+        return False
+    for g in geoms:  # a grid per sheet
+        pts = np.concatenate([g.v.reshape(-1, 2), x[:, :2]])
+        nodes = np.prod((pts.max(axis=0) - pts.min(axis=0)) / (acc.spacing * panel_size(g)) + 5.0)
+        if nodes > GRID_MAX_NODES_PER_PANEL * g.v.shape[0]:
+            return False
+    return True
+
+
+def _auto_method(geoms, x, n_pairs: int, tolerance: float, accuracy, comm) -> str:
+    if n_pairs < _DIRECT_PAIR_LIMIT:
+        return "direct"
+    grid_acc = accuracy if isinstance(accuracy, GridAccuracy) else grid_accuracy_for(tolerance)
+    fits = grid_acc is not None and (x.shape[0] == 0 or _grid_applies(geoms, x, grid_acc))
+    if comm is not None and comm.size > 1:
+        fits = all(comm.allgather(fits))  # the paths are collective: every rank takes the same
+    return "grid" if fits else "fmm"
+
+
+def chosen_method(sheets: Sequence[SheetCurrent], targets: np.ndarray, *, tolerance: float = DEFAULT_TOLERANCE,
+                  method: str = "auto", comm=None) -> str:
+    """The path :func:`magnetic_flux_density` takes for these sheets and targets ("direct",
+    "grid" or "fmm"; "auto" resolved). Collective with ``comm``."""
+    if method != "auto":
+        return method
+    x = _check_targets(targets)
+    geoms = [_geometry(s) for s in sheets if s.n_panels > 0]
+    n_targets = x.shape[0] if comm is None else comm.allreduce(x.shape[0])
+    if not geoms or not n_targets:
+        return "direct"
+    return _auto_method(geoms, x, sum(g.v.shape[0] for g in geoms) * n_targets, tolerance, None, comm)
+
+
 def magnetic_flux_density(
     sheets: Sequence[SheetCurrent],
     targets: np.ndarray,
@@ -563,32 +636,38 @@ def magnetic_flux_density(
     external_field=(0.0, 0.0, 0.0),
     tolerance: float = DEFAULT_TOLERANCE,
     method: str = "auto",
-    accuracy: Accuracy | None = None,
+    accuracy: Accuracy | GridAccuracy | None = None,
     comm=None,
 ) -> np.ndarray:
     """B (T) at targets (N,3) from all sheets + uniform external field (T).
 
-    method: "direct" (panel_field_exact, O(P·N), exact to round-off), "fmm" (fmm3dpy far field
-    from quadrature points of every panel, with the exact panel field substituted for every
-    panel whose centroid lies within near_factor·diam + circumradius of the target; targets
-    close to the sheet plane are therefore always treated analytically by the panels under
-    them), "auto" = direct when P·N < 2e6, else fmm.
+    method:
+      * "direct": panel_field_exact, O(P·N), exact to round-off;
+      * "grid": the screened particle–mesh split of :mod:`femion.magnetic.p3m` (FFT convolution on
+        a uniform grid, exact panels near each target), for targets in at most GRID_MAX_PLANES
+        heights; cost ~ panels + targets;
+      * "fmm": fmm3dpy far field from quadrature points of every panel, with the exact panel
+        field substituted for every panel whose centroid lies within near_factor·diam +
+        circumradius of the target (targets close to the sheet plane are therefore always
+        treated analytically by the panels under them);
+      * "auto": direct when P·N < 2e6, else grid when the tolerance has a grid level and the
+        targets suit it (:func:`_grid_applies`), else fmm.
 
-    ``tolerance``: the relative error |B − B_exact| / |B_exact| the "fmm" path is to meet (per
-    sheet, where its field is not small against its largest: the FMM's error is absolute,
-    ~ tolerance · max|B|); it picks the cheapest measured level of :data:`ACCURACY_LEVELS` at or below it
-    (:func:`accuracy_for`). ``accuracy`` sets (fmm_eps, quad_order, near_factor) directly instead
-    (benchmarks). A target within 1e-15 m of a sheet plane raises ValueError.
+    ``tolerance``: the relative error |B − B_exact| / |B_exact| to meet (where the sheets' field
+    is not small against its largest: the far field's error is absolute, ~ tolerance · max|B|);
+    it picks the cheapest measured level at or below it (:data:`GRID_LEVELS`,
+    :data:`ACCURACY_LEVELS`). ``accuracy`` sets a path's settings directly instead (benchmarks).
+    A target within 1e-15 m of a sheet plane raises ValueError.
 
     ``comm`` (mpi4py communicator; collective): every rank holds all the sheets and passes its
-    own targets; the FMM's sources are split across the ranks (see _fmm_field), the near field
-    is each rank's own.
+    own targets. fmm: the sources are split across the ranks (see _fmm_field); grid: every rank
+    convolves all sources on its own grid. The near field is each rank's own.
     """
     if isinstance(sheets, SheetCurrent):
         sheets = [sheets]
-    if method not in ("auto", "direct", "fmm"):
-        raise ValueError(f"method must be 'auto', 'direct' or 'fmm', got {method!r}")
-    acc = accuracy_for(tolerance) if accuracy is None else accuracy
+    if method not in ("auto", "direct", "fmm", "grid"):
+        raise ValueError(f"method must be 'auto', 'direct', 'grid' or 'fmm', got {method!r}")
+    check_tolerance(tolerance)
     x = _check_targets(targets)
     ext = np.asarray(external_field, dtype=float).reshape(3)
     for s in sheets:
@@ -597,16 +676,24 @@ def magnetic_flux_density(
     geoms = [_geometry(s) for s in sheets if s.n_panels > 0]
     n_pan = sum(g.v.shape[0] for g in geoms)
     n_targets = x.shape[0] if comm is None else comm.allreduce(x.shape[0])
-    if method == "auto":
-        method = "direct" if n_pan * n_targets < _DIRECT_PAIR_LIMIT else "fmm"
     B = np.zeros((x.shape[0], 3))
-    if geoms and n_targets:
-        if method == "direct":
-            for g in geoms:
-                B += _direct(g, x)
-        else:
-            quads = [_quadrature(g, acc.quad_order) for g in geoms]
-            B += _fmm_field(geoms, quads, x, acc.fmm_eps, comm)
-            for g, quad in zip(geoms, quads, strict=True):
-                _near_field(g, quad, x, acc, B)
+    if not geoms or not n_targets:
+        return B + ext[None, :]
+    if method == "auto":
+        method = _auto_method(geoms, x, n_pan * n_targets, tolerance, accuracy, comm)
+    if method == "direct":
+        for g in geoms:
+            B += _direct(g, x)
+    elif method == "grid":
+        grid_acc = accuracy if isinstance(accuracy, GridAccuracy) else grid_accuracy_for(tolerance)
+        if grid_acc is None:
+            raise ValueError(f"no grid level at tolerance {tolerance:g} (they are {sorted(GRID_LEVELS)}): use fmm")
+        for g in geoms:
+            B += grid_field(g, _quadrature(g, grid_acc.quad_order), x, grid_acc, _pair_field, MU0_4PI, comm)
+    else:
+        acc = accuracy if isinstance(accuracy, Accuracy) else accuracy_for(tolerance)
+        quads = [_quadrature(g, acc.quad_order) for g in geoms]
+        B += _fmm_field(geoms, quads, x, acc.fmm_eps, comm)
+        for g, quad in zip(geoms, quads, strict=True):
+            _near_field(g, quad, x, acc, B)
     return B + ext[None, :]

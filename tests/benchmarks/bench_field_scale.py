@@ -9,6 +9,7 @@ field of the uniform strip (the strip as one panel): max |B − B_exact| / |B_ex
 Then the 2-rank speedup of each stage. Prints figures only.
 
 Run from the repository root:  python tests/benchmarks/bench_field_scale.py [--cells 1e4 1e5 1e6] [--ranks 1 2]
+[--method auto|grid|fmm: B's path (magnetic.method)]
 [--structured: the plan mesh a structured grid made by DOLFINx, where gmsh takes too long]
 Each (size, ranks) runs in its own `mpiexec -n R python bench_field_scale.py --worker H` process,
 with OMP_NUM_THREADS=1 (one core per rank) and the mesh cache off (the mesh stage meshes).
@@ -67,7 +68,7 @@ def structured_plan_mesh(spec, comm):
     return PlanMesh(msh, tags, facets, {1: frozenset()}, {"fragment_1": 1}, layout)
 
 
-def worker(cell_size_mm: float, tolerance: float | None, structured: bool, solver: str) -> None:
+def worker(cell_size_mm: float, tolerance: float | None, structured: bool, solver: str, method: str) -> None:
     from femion._dolfinx import MPI
     from femion.config import load_case
     from femion.geometry import mesh as geometry
@@ -77,7 +78,7 @@ def worker(cell_size_mm: float, tolerance: float | None, structured: bool, solve
 
     comm = MPI.COMM_WORLD
     sets = [f"mesh.cell_size={cell_size_mm} mm", f"mesh.solver={solver}", "limits.cells=1000000000",
-            "magnetic.points=[]"]
+            "magnetic.points=[]", f"magnetic.method={method}"]
     if tolerance is not None:
         sets.append(f"magnetic.tolerance={tolerance}")
     case = load_case(CASE, sets)
@@ -116,9 +117,10 @@ def worker(cell_size_mm: float, tolerance: float | None, structured: bool, solve
         print("RESULT " + json.dumps(out), flush=True)
 
 
-def run(cell_size_mm: float, ranks: int, tolerance: float | None, structured: bool, solver: str) -> dict:
+def run(cell_size_mm: float, ranks: int, tolerance: float | None, structured: bool, solver: str, method: str) -> dict:
     mpiexec = Path(sys.executable).with_name("mpiexec")
-    cmd = [str(mpiexec), "-n", str(ranks), sys.executable, __file__, "--worker", str(cell_size_mm), "--solver", solver]
+    cmd = [str(mpiexec), "-n", str(ranks), sys.executable, __file__, "--worker", str(cell_size_mm), "--solver", solver,
+           "--method", method]
     if structured:
         cmd.append("--structured")
     if tolerance is not None:
@@ -141,10 +143,11 @@ def main():
                     help="plan mesh: a DOLFINx structured quad grid instead of gmsh (see structured_plan_mesh)")
     ap.add_argument("--solver", choices=["direct", "iterative"], default="direct",
                     help="conductor solver (mesh.solver): MUMPS or CG+GAMG")
+    ap.add_argument("--method", choices=["auto", "grid", "fmm"], default="auto", help="magnetic.method")
     ap.add_argument("--worker", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
-        worker(args.worker, args.tolerance, args.structured, args.solver)
+        worker(args.worker, args.tolerance, args.structured, args.solver, args.method)
         return
     stages = ("mesh", "conductor", "B")
     print(f"{'cells':>8} {'ranks':>5} {'targets/rank':>15} "
@@ -153,7 +156,7 @@ def main():
         h_mm = 1e3 * float(np.sqrt(PLATE_AREA / n))
         res = {}
         for r in args.ranks:
-            res[r] = o = run(round(h_mm, 4), r, args.tolerance, args.structured, args.solver)
+            res[r] = o = run(round(h_mm, 4), r, args.tolerance, args.structured, args.solver, args.method)
             per = "/".join(str(t) for t in o["targets_per_rank"])
             print(f"{o['cells']:8d} {r:5d} {per:>15} "
                   + " ".join(f"{o[s + '_s']:11.2f} {o[s + '_cpu']:7.2f} {o[s + '_GB']:5.2f}" for s in stages)

@@ -104,12 +104,14 @@ def test_B_over_two_track_is_perpendicular_to_current(comm):
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("method", ["fmm", "grid"])
 @pytest.mark.parametrize("tolerance", [1e-2, 1e-4])
-def test_interface_B_split_across_ranks(comm, tolerance):
-    """B on the interface, each rank evaluating its own nodes from the panels of all ranks (FMM),
+def test_interface_B_split_across_ranks(comm, tolerance, method):
+    """B on the interface, each rank evaluating its own nodes from the panels of all ranks (the
+    FMM's sources split across the ranks; or the grid's spreading split and its grids summed),
     equals B of all nodes at once (what one rank computes) and the exact field of the uniform strip,
     within the tolerance, on 1 and 2 ranks; every rank has its share of the nodes."""
-    case, plan_mesh, (sol,) = solve("strip_drive", comm, "mesh.cell_size=0.5 mm", "magnetic.method=fmm",
+    case, plan_mesh, (sol,) = solve("strip_drive", comm, "mesh.cell_size=0.5 mm", f"magnetic.method={method}",
                                     f"magnetic.tolerance={tolerance}")
     sheets = [sol.panels()]
     assert sheets[0].n_panels == plan_mesh.mesh.topology.index_map(2).size_global  # gathered on every rank
@@ -121,7 +123,7 @@ def test_interface_B_split_across_ranks(comm, tolerance):
     xy = B.function_space.tabulate_dof_coordinates()[:n_owned, :2]
     x_all = np.vstack(comm.allgather(np.c_[xy, np.full(n_owned, itf.z)]))
     offset = sum(comm.allgather(n_owned)[: comm.rank])
-    at_once = magnetic_flux_density(sheets, x_all, method="fmm", tolerance=tolerance)[offset : offset + n_owned]
+    at_once = magnetic_flux_density(sheets, x_all, method=method, tolerance=tolerance)[offset : offset + n_owned]
     size = np.linalg.norm(at_once, axis=1)
     assert np.max(np.linalg.norm(mine - at_once, axis=1) / size) < tolerance
     plate = case.geometry.plate
