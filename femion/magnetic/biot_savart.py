@@ -33,7 +33,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from femion.constants import VACUUM_PERMEABILITY as mu_0
-from femion.magnetic.p3m import GridAccuracy, grid_field, panel_size
+from femion.magnetic.p3m import GridAccuracy, far_field, near_field, panel_size
 
 __all__ = [
     "ACCURACY_LEVELS",
@@ -141,12 +141,18 @@ def _geometry(sheet: SheetCurrent) -> _PanelGeom:
     cen /= (2.0 * area)[:, None]
     d = v - cen[:, None, :]
     radius = np.sqrt(np.max(d[..., 0] ** 2 + d[..., 1] ** 2, axis=1))
+    diam = _diameters(v)
+    return _PanelGeom(v, t, edge_len, fan_area2, area, cen, radius, diam, sheet.sheet_current, sheet.z)
+
+
+def _diameters(v: np.ndarray) -> np.ndarray:
+    """Panel diameters (P,): the largest vertex–vertex distance of each panel ``v`` (P, nv, 2)."""
+    nv = v.shape[1]
     diam2 = np.zeros(v.shape[0])
     for i in range(nv):
         for j in range(i + 1, nv):
             diam2 = np.maximum(diam2, (v[:, i, 0] - v[:, j, 0]) ** 2 + (v[:, i, 1] - v[:, j, 1]) ** 2)
-    diam = np.sqrt(diam2)
-    return _PanelGeom(v, t, edge_len, fan_area2, area, cen, radius, diam, sheet.sheet_current, sheet.z)
+    return np.sqrt(diam2)
 
 
 def _check_targets(targets) -> np.ndarray:
@@ -591,25 +597,67 @@ def _scatter_add(B: np.ndarray, t: np.ndarray, dB: np.ndarray) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _grid_applies(geoms: list[_PanelGeom], x: np.ndarray, acc: GridAccuracy) -> bool:
+def _grid_applies(sheets: list[SheetCurrent], x: np.ndarray, acc: GridAccuracy) -> bool:
     """Whether the "grid" path suits these targets: at most GRID_MAX_PLANES target heights (one
     FFT convolution each) and a grid over sources and targets of at most GRID_MAX_NODES_PER_PANEL
     nodes per panel, for each sheet's grid (targets far outside the sheets would make it large)."""
     if np.unique(x[:, 2]).size > GRID_MAX_PLANES:
         return False
-    for g in geoms:  # a grid per sheet
-        pts = np.concatenate([g.v.reshape(-1, 2), x[:, :2]])
-        nodes = np.prod((pts.max(axis=0) - pts.min(axis=0)) / (acc.spacing * panel_size(g)) + 5.0)
-        if nodes > GRID_MAX_NODES_PER_PANEL * g.v.shape[0]:
+    for s in sheets:  # a grid per sheet
+        v = s.vertices
+        lo = np.minimum(v.min(axis=(0, 1)), x[:, :2].min(axis=0))
+        hi = np.maximum(v.max(axis=(0, 1)), x[:, :2].max(axis=0))
+        step = max(1, s.n_panels // 65_536)  # the panel size of a sample: the median moves little
+        nodes = np.prod((hi - lo) / (acc.spacing * panel_size(_diameters(v[::step]))) + 5.0)
+        if nodes > GRID_MAX_NODES_PER_PANEL * s.n_panels:
             return False
     return True
 
 
-def _auto_method(geoms, x, n_pairs: int, tolerance: float, accuracy, comm) -> str:
+def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None) -> np.ndarray:
+    """B (T) of one sheet at targets x by the grid path (femion.magnetic.p3m), on a grid and screen
+    scaled by the sheet's panel size. With ``comm`` (collective; every rank all panels, its own
+    targets) each rank builds the panel data of its share of the sources and of the panels near
+    its own targets only, so the panels' geometry is split too."""
+    v, K = sheet.vertices, sheet.sheet_current
+    diam = _diameters(v)
+    h = panel_size(diam)
+    b = acc.screen * h
+    parallel = comm is not None and comm.size > 1
+    if parallel:
+        share = slice(v.shape[0] * comm.rank // comm.size, v.shape[0] * (comm.rank + 1) // comm.size)
+        try:
+            g, bad = _geometry(SheetCurrent(v[share], K[share], sheet.z)), None
+        except ValueError as e:  # a degenerate panel: every rank raises, none waits in a collective
+            g, bad = None, f"{e} (of the share from panel {share.start})"
+        bad = next((m for m in comm.allgather(bad) if m), None)
+        if bad:
+            raise ValueError(bad)
+    else:
+        g = _geometry(sheet)
+    pts, w = _quadrature(g, acc.quad_order)
+    J = (g.K[:, None, :] * w[..., None]).reshape(-1, 2)
+    B = MU0_4PI * far_field(pts.reshape(-1, 2), J, sheet.z, x, acc.spacing * h, b, comm)
+    if parallel and x.shape[0]:
+        # the panels whose near pairs a target of this rank may have: centroids within the reach of
+        # near_field (≤ b + (exact factor + 1)·diam) of the box around this rank's targets
+        margin = b + (max(acc.exact_factor, acc.plane_exact_factor) + 1.0) * float(diam.max())
+        c = v.mean(axis=1)
+        near = np.all((c >= x[:, :2].min(axis=0) - margin) & (c <= x[:, :2].max(axis=0) + margin), axis=1)
+        if not near.any():
+            return B
+        g = _geometry(SheetCurrent(v[near], K[near], sheet.z))
+        pts, w = _quadrature(g, acc.quad_order)
+    if x.shape[0]:
+        near_field(g, pts, w, x, b, acc, B, _pair_field, MU0_4PI)
+    return B
+
+
+def _auto_method(sheets, x, n_pairs: int, tolerance: float, accuracy, comm) -> str:
     if n_pairs < _DIRECT_PAIR_LIMIT:
         return "direct"
     grid_acc = accuracy if isinstance(accuracy, GridAccuracy) else grid_accuracy_for(tolerance)
-    fits = grid_acc is not None and (x.shape[0] == 0 or _grid_applies(geoms, x, grid_acc))
+    fits = grid_acc is not None and (x.shape[0] == 0 or _grid_applies(sheets, x, grid_acc))
     if comm is not None and comm.size > 1:
         fits = all(comm.allgather(fits))  # the paths are collective: every rank takes the same
     return "grid" if fits else "fmm"
@@ -622,11 +670,11 @@ def chosen_method(sheets: Sequence[SheetCurrent], targets: np.ndarray, *, tolera
     if method != "auto":
         return method
     x = _check_targets(targets)
-    geoms = [_geometry(s) for s in sheets if s.n_panels > 0]
+    sheets = [s for s in sheets if s.n_panels > 0]
     n_targets = x.shape[0] if comm is None else comm.allreduce(x.shape[0])
-    if not geoms or not n_targets:
+    if not sheets or not n_targets:
         return "direct"
-    return _auto_method(geoms, x, sum(g.v.shape[0] for g in geoms) * n_targets, tolerance, None, comm)
+    return _auto_method(sheets, x, sum(s.n_panels for s in sheets) * n_targets, tolerance, None, comm)
 
 
 def magnetic_flux_density(
@@ -673,23 +721,24 @@ def magnetic_flux_density(
     for s in sheets:
         if s.n_panels > 0:
             _check_off_plane(s, x)
-    geoms = [_geometry(s) for s in sheets if s.n_panels > 0]
-    n_pan = sum(g.v.shape[0] for g in geoms)
+    sheets = [s for s in sheets if s.n_panels > 0]
     n_targets = x.shape[0] if comm is None else comm.allreduce(x.shape[0])
     B = np.zeros((x.shape[0], 3))
-    if not geoms or not n_targets:
+    if not sheets or not n_targets:
         return B + ext[None, :]
     if method == "auto":
-        method = _auto_method(geoms, x, n_pan * n_targets, tolerance, accuracy, comm)
-    if method == "direct":
-        for g in geoms:
-            B += _direct(g, x)
-    elif method == "grid":
+        method = _auto_method(sheets, x, sum(s.n_panels for s in sheets) * n_targets, tolerance, accuracy, comm)
+    if method == "grid":
         grid_acc = accuracy if isinstance(accuracy, GridAccuracy) else grid_accuracy_for(tolerance)
         if grid_acc is None:
             raise ValueError(f"no grid level at tolerance {tolerance:g} (they are {sorted(GRID_LEVELS)}): use fmm")
+        for s in sheets:
+            B += _grid_sheet(s, x, grid_acc, comm)
+        return B + ext[None, :]
+    geoms = [_geometry(s) for s in sheets]
+    if method == "direct":
         for g in geoms:
-            B += grid_field(g, _quadrature(g, grid_acc.quad_order), x, grid_acc, _pair_field, MU0_4PI, comm)
+            B += _direct(g, x)
     else:
         acc = accuracy if isinstance(accuracy, Accuracy) else accuracy_for(tolerance)
         quads = [_quadrature(g, acc.quad_order) for g in geoms]

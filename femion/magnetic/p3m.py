@@ -31,7 +31,7 @@ import scipy.fft
 import scipy.sparse
 from scipy.spatial import cKDTree
 
-__all__ = ["GRID_PLANE_BAND", "GridAccuracy", "grid_field", "panel_size", "screen"]
+__all__ = ["GRID_PLANE_BAND", "GridAccuracy", "far_field", "near_field", "panel_size", "screen"]
 
 _NEAR_BLOCK_TARGETS = 16_384  # targets per near-field block
 _POINT_BLOCK = 32_768  # points per block of the grid's stencil matrices
@@ -107,27 +107,39 @@ class _Grid:
         fft_shape = tuple(scipy.fft.next_fast_len(2 * m, real=True) for m in shape)
         return cls(lo, spacing, shape, fft_shape)
 
-    def stencil(self, p: np.ndarray) -> scipy.sparse.csr_array:
+    def stencil(self, p: np.ndarray, first_row: int = 0, rows: int | None = None) -> scipy.sparse.csr_array:
         """The (points × nodes) matrix of the 4×4 Lagrange weights of points p (M, 2): it reads
-        grid values at the points, and its transpose spreads point values onto the grid."""
+        grid values at the points, and its transpose spreads point values onto the grid. With
+        ``first_row``, ``rows``: over the nodes of those grid rows only (the points' stencils
+        must lie within them)."""
+        rows = self.shape[0] - first_row if rows is None else rows
         f = (p - self.lo) / self.spacing
         i = np.floor(f).astype(np.int64)
         f -= i
         offs = np.asarray(_STENCIL)
         ny = self.shape[1]
-        rows = (i[:, 0, None] + offs)[:, :, None] * ny
-        cols = (i[:, 1, None] + offs)[:, None, :]
-        node = (rows + cols).reshape(-1)
+        node = (((i[:, 0, None] + offs - first_row)[:, :, None] * ny) + (i[:, 1, None] + offs)[:, None, :]).reshape(-1)
         w = (_lagrange_weights(f[:, 0])[:, :, None] * _lagrange_weights(f[:, 1])[:, None, :]).reshape(-1)
         n = len(_STENCIL) ** 2
         indptr = np.arange(0, n * p.shape[0] + 1, n)
-        return scipy.sparse.csr_array((w, node, indptr), shape=(p.shape[0], self.shape[0] * ny))
+        return scipy.sparse.csr_array((w, node, indptr), shape=(p.shape[0], rows * ny))
 
     def spread(self, p: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Grid of the point values (M, k) spread with the stencil weights: shape (k, nx, ny)."""
-        out = np.zeros((self.shape[0] * self.shape[1], values.shape[1]))
+        """Grid of the point values (M, k) spread with the stencil weights: shape (k, nx, ny).
+
+        The points go in order of their grid row (a radix sort on 16-bit keys, O(M)) and in blocks,
+        so each block adds into the few grid rows it touches: the work is ~ points, not
+        points × grid nodes / block."""
+        ny = self.shape[1]
+        out = np.zeros((self.shape[0] * ny, values.shape[1]))
+        row = np.floor((p[:, 0] - self.lo[0]) / self.spacing).astype(np.int64)
+        order = np.argsort(row.astype(np.uint16) if self.shape[0] < 2**16 else row, kind="stable")
         for c0 in range(0, p.shape[0], _POINT_BLOCK):  # blocks: small temporaries, reused memory
-            out += self.stencil(p[c0 : c0 + _POINT_BLOCK]).T @ values[c0 : c0 + _POINT_BLOCK]
+            sel = order[c0 : c0 + _POINT_BLOCK]
+            r0 = int(row[sel[0]]) - 1  # the stencil's rows: one below ... two above
+            r1 = int(row[sel[-1]]) + 3
+            a = self.stencil(p[sel], first_row=r0, rows=r1 - r0)
+            out[r0 * ny : r1 * ny] += a.T @ values[sel]
         return np.ascontiguousarray(out.T).reshape(values.shape[1], *self.shape)
 
     def interpolate(self, fields: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -145,13 +157,13 @@ class _Grid:
         return np.meshgrid(ox, oy, indexing="ij", sparse=True)
 
 
-def _screened_kernels(X, Y, Z: float, b: float):
-    """FFTs of Z·S/R³, X·S/R³, Y·S/R³ on the padded grid, in float32 (a relative 1e-7 against
-    tolerances of 1e-2 to 1e-4; half the time and memory of float64). Evaluated in blocks of rows:
-    small temporaries, each page of the three kernels touched once."""
+def _screened_kernel_spectra(X, Y, Z: float, b: float, parts: str) -> list[np.ndarray]:
+    """FFTs of the screened kernels named in ``parts`` ("z": Z·S/R³, "x": X·S/R³, "y": Y·S/R³) on the
+    padded grid, in float32 (a relative 1e-7 against tolerances of 1e-2 to 1e-4; half the time and
+    memory of float64). Evaluated in blocks of rows: small temporaries, each page touched once."""
     X, Y = X.astype(np.float32), Y.astype(np.float32)
     shape = (X.shape[0], Y.shape[1])
-    kernels = np.empty((3, *shape), dtype=np.float32)
+    kernels = np.empty((len(parts), *shape), dtype=np.float32)
     rows = max(1, _KERNEL_BLOCK // shape[1])
     z2, inv_b = np.float32(Z * Z), np.float32(1.0 / b)
     for r0 in range(0, shape[0], rows):
@@ -159,65 +171,72 @@ def _screened_kernels(X, Y, Z: float, b: float):
         rho2 = xb * xb + Y * Y
         R2 = rho2 + z2
         s = screen(np.sqrt(rho2) * inv_b) / (R2 * np.sqrt(R2))
-        kernels[0, r0 : r0 + rows] = np.float32(Z) * s
-        np.multiply(xb, s, out=kernels[1, r0 : r0 + rows])
-        np.multiply(Y, s, out=kernels[2, r0 : r0 + rows])
-    return scipy.fft.rfft2(kernels)
+        for k, part in enumerate(parts):
+            factor = {"z": np.float32(Z), "x": xb, "y": Y}[part]
+            np.multiply(factor, s, out=kernels[k, r0 : r0 + rows])
+    return list(scipy.fft.rfft2(kernels))
 
 
-def grid_field(g, quad, x: np.ndarray, acc: GridAccuracy, panel_field, mu0_4pi: float, comm=None) -> np.ndarray:
-    """B (T) at targets x (N, 3) of one sheet's panels ``g`` (biot_savart._PanelGeom) with point
-    sources ``quad`` (points, weights), by the screened grid split (module docstring), on a grid
-    and screen scaled by the sheet's own panel size. ``panel_field(g, pidx, x)``: the exact field
-    of panel pairs.
+def far_field(src: np.ndarray, J: np.ndarray, z_sheet: float, x: np.ndarray, spacing: float, b: float,
+              comm=None) -> np.ndarray:
+    """Σ_g J_g × F(r − r_g)·S(ρ/b) (A/m, i.e. B·4π/μ0) at targets x (N, 3) of point current
+    elements J (M, 2) (A·m) at ``src`` (M, 2) in the plane z_sheet, on a grid of the given spacing.
 
-    With ``comm`` (collective; every rank the same panels, its own targets) each rank spreads a
-    share of the sources and the grids are summed; the FFTs are each rank's (they cost little
-    beside the spreading and the near field), the near field is each rank's own targets'."""
-    h = panel_size(g)
-    H, b = acc.spacing * h, acc.screen * h
-    pts, w = quad
-    src = pts.reshape(-1, 2)
-    J = (g.K[:, None, :] * w[..., None]).reshape(-1, 2)
-    grid = _Grid.covering([src, x[:, :2]], H, comm)
-    if comm is not None and comm.size > 1:
-        share = slice(src.shape[0] * comm.rank // comm.size, src.shape[0] * (comm.rank + 1) // comm.size)
-        gJ = grid.spread(src[share], J[share])
+    With ``comm`` (collective) every rank passes its share of the sources and its own targets:
+    the ranks' spread grids are summed; the two source spectra, and the two kernel tasks (Bx, By
+    from Z·S/R³; Bz from X·S/R³ and Y·S/R³), go to different ranks and are broadcast, so two ranks
+    share the FFTs."""
+    parallel = comm is not None and comm.size > 1
+    rank, size = (comm.rank, comm.size) if parallel else (0, 1)
+    grid = _Grid.covering([src, x[:, :2]], spacing, comm)
+    gJ = grid.spread(src, J)
+    if parallel:
         comm.Allreduce(gJ.copy(), gJ)  # the sum of the ranks' shares
-    else:
-        gJ = grid.spread(src, J)
-    jx, jy = scipy.fft.rfft2(gJ.astype(np.float32), s=grid.fft_shape)
+    half = (grid.fft_shape[0], grid.fft_shape[1] // 2 + 1)
+    jx, jy = spectra = np.empty((2, *half), dtype=np.complex64)
+    for c in range(2):
+        if rank == c % size:
+            spectra[c] = scipy.fft.rfft2(gJ[c].astype(np.float32), s=grid.fft_shape)
+        if parallel:
+            comm.Bcast(spectra[c], root=c % size)
 
-    B = np.zeros((x.shape[0], 3))
+    heights = np.unique(x[:, 2])
+    if parallel:  # every rank takes part in every height's FFTs
+        heights = np.unique(np.concatenate(comm.allgather(heights)))
     X, Y = grid.offsets()
     nx, ny = grid.shape
-    for zt in np.unique(x[:, 2]):
+    B = np.zeros((x.shape[0], 3))
+    for zt in heights:
+        Z = float(zt - z_sheet)
+        fields = np.empty((3, nx, ny), dtype=np.float32)
+        if rank == 0:  # Bx = μ0/4π Jy·Z/R³, By = −μ0/4π Jx·Z/R³
+            (kz,) = _screened_kernel_spectra(X, Y, Z, b, "z")
+            fields[0] = scipy.fft.irfft2(jy * kz, s=grid.fft_shape)[:nx, :ny]
+            fields[1] = scipy.fft.irfft2(-jx * kz, s=grid.fft_shape)[:nx, :ny]
+        if rank == 1 % size:  # Bz = μ0/4π (Jx·Y − Jy·X)/R³
+            kx, ky = _screened_kernel_spectra(X, Y, Z, b, "xy")
+            fields[2] = scipy.fft.irfft2(jx * ky - jy * kx, s=grid.fft_shape)[:nx, :ny]
+        if parallel:
+            comm.Bcast(fields[:2], root=0)
+            comm.Bcast(fields[2], root=1 % size)
         sel = np.flatnonzero(x[:, 2] == zt)
-        k = _screened_kernels(X, Y, float(zt - g.z), b)  # (Z, X, Y)·S/R³
-        # Bx = μ0/4π Jy·Z/R³, By = −μ0/4π Jx·Z/R³, Bz = μ0/4π (Jx·Y − Jy·X)/R³; in place in k
-        bz = jx * k[2]
-        bz -= jy * k[1]
-        k[1] = k[0]
-        k[0] *= jy
-        k[1] *= -jx
-        k[2] = bz
-        fields = scipy.fft.irfft2(k, s=grid.fft_shape)
-        B[sel] += grid.interpolate(fields[:, :nx, :ny].reshape(3, -1), x[sel, :2])
-    B *= mu0_4pi
-    _near(g, pts, w, x, b, acc, B, panel_field, mu0_4pi)
+        if sel.size:
+            B[sel] += grid.interpolate(fields.reshape(3, -1), x[sel, :2])
     return B
 
 
-def panel_size(g) -> float:
+def panel_size(diam: np.ndarray) -> float:
     """The size h (m) of a sheet's panels that the grid settings are measured in: the median
     diameter / √2 (the side of a square panel, the legs of a right isosceles triangle). One
     sheet's: a grid scaled by a finer sheet's panels missed 1 % with coarse panels 0.3 mm up."""
-    return float(np.median(g.diam) / np.sqrt(2.0))
+    return float(np.median(diam) / np.sqrt(2.0))
 
 
-def _near(g, pts, w, x, b, acc: GridAccuracy, B, panel_field, mu0_4pi) -> None:
-    """Add, in place, exact − screened point sources (pairs within the exact radius) and
-    unscreened − screened point sources (the other pairs whose sources may lie within b)."""
+def near_field(g, pts, w, x, b, acc: GridAccuracy, B, panel_field, mu0_4pi) -> None:
+    """Add to B (T, in place) at targets x the near pairs' part: exact − screened point sources
+    (pairs within the exact radius) and unscreened − screened point sources (the other pairs whose
+    sources may lie within b) of the panels ``g`` (biot_savart._PanelGeom) with point sources
+    ``pts``, ``w``. ``panel_field(g, pidx, x)``: the exact field of panel pairs."""
     r_exact = acc.exact_factor * g.diam + g.radius
     r_exact_plane = acc.plane_exact_factor * g.diam + g.radius
     # a pair's screen matters when one of its sources lies within b of the target

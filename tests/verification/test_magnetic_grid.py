@@ -163,3 +163,20 @@ def test_grid_of_a_single_panel_is_its_exact_field():
     B = magnetic_flux_density([sheet], x, method="grid")
     exact = panel_field_exact(sheet, x)
     assert pointwise_error(B, exact) < 1e-2
+
+
+@pytest.mark.mpi
+def test_degenerate_panel_raises_on_every_rank(comm):
+    """A zero-length edge in one rank's share of the panels stops every rank with the same
+    ValueError (no rank is left waiting in the grid's collectives); the panels split across the
+    ranks give the B of one rank otherwise."""
+    x = strip_targets(1e-3, n_random=0)
+    mine = x[comm.rank :: comm.size]
+    whole = magnetic_flux_density([STRIP_1MM], x, method="grid")[comm.rank :: comm.size]
+    split = magnetic_flux_density([STRIP_1MM], mine, method="grid", comm=comm)
+    np.testing.assert_allclose(split, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
+    v = STRIP_1MM.vertices.copy()
+    v[-1, 1] = v[-1, 0]  # the last panel (the last rank's share): a zero-length edge
+    bad = SheetCurrent(v, STRIP_1MM.sheet_current, 0.0)
+    with pytest.raises(ValueError, match="zero-length edge"):
+        magnetic_flux_density([bad], mine, method="grid", comm=comm)
