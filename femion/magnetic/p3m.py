@@ -209,13 +209,13 @@ def far_field(src: np.ndarray, J: np.ndarray, z_sheet: float, x: np.ndarray, spa
     for zt in heights:
         Z = float(zt - z_sheet)
         fields = np.empty((3, nx, ny), dtype=np.float32)
-        if rank == 0:  # Bx = μ0/4π Jy·Z/R³, By = −μ0/4π Jx·Z/R³
-            (kz,) = _screened_kernel_spectra(X, Y, Z, b, "z")
-            fields[0] = scipy.fft.irfft2(jy * kz, s=grid.fft_shape)[:nx, :ny]
-            fields[1] = scipy.fft.irfft2(-jx * kz, s=grid.fft_shape)[:nx, :ny]
-        if rank == 1 % size:  # Bz = μ0/4π (Jx·Y − Jy·X)/R³
-            kx, ky = _screened_kernel_spectra(X, Y, Z, b, "xy")
-            fields[2] = scipy.fft.irfft2(jx * ky - jy * kx, s=grid.fft_shape)[:nx, :ny]
+        parts = ("z" if rank == 0 else "") + ("xy" if rank == 1 % size else "")  # one kernel pass for both
+        k = dict(zip(parts, _screened_kernel_spectra(X, Y, Z, b, parts), strict=True))
+        if "z" in k:  # Bx = μ0/4π Jy·Z/R³, By = −μ0/4π Jx·Z/R³
+            fields[0] = scipy.fft.irfft2(jy * k["z"], s=grid.fft_shape)[:nx, :ny]
+            fields[1] = scipy.fft.irfft2(-jx * k["z"], s=grid.fft_shape)[:nx, :ny]
+        if "x" in k:  # Bz = μ0/4π (Jx·Y − Jy·X)/R³
+            fields[2] = scipy.fft.irfft2(jx * k["y"] - jy * k["x"], s=grid.fft_shape)[:nx, :ny]
         if parallel:
             comm.Bcast(fields[:2], root=0)
             comm.Bcast(fields[2], root=1 % size)
