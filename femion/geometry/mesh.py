@@ -12,7 +12,8 @@ plan regions (contacts, monitors) are regions the mesh conforms to.
 Meshes are built with gmsh on rank 0 in **millimetres** (OCC's absolute
 tolerance is ~1e-7 model units, the size of a 200 nm film in metres),
 imported with :func:`dolfinx.io.gmsh.model_to_mesh` with shared-facet
-ghosting, and scaled to metres.
+ghosting, and scaled to metres; the 3D stack instead is extruded from the
+plan on every rank (each its share) and partitioned by DOLFINx.
 
 * plan mesh: 2D, all quadrilaterals, one physical surface per atomic plan
   fragment (overlay of all patterns and regions);
@@ -495,9 +496,38 @@ def _run_on_root(comm, gdim: int, build, cache: Path | None = None):
 # cell size, section), the gmsh version and this module's source: a sweep over drives, laws or
 # protocols meshes once. Directory: $FEMION_MESH_CACHE, else $XDG_CACHE_HOME/femion/meshes
 # (~/.cache/...); FEMION_MESH_CACHE=off turns it off. Writes are atomic (temp file + rename, the
-# info first), so a concurrent run sees a whole mesh or none.
+# info first), so a concurrent run sees a whole mesh or none. The stack's entry is its plan
+# arrays (a pickle; the stack is extruded on every rank). After each write the least recently used
+# entries go until the cache holds at most $FEMION_MESH_CACHE_MB (2048 MB).
 
 MESH_CACHE_ENV = "FEMION_MESH_CACHE"
+MESH_CACHE_SIZE_ENV = "FEMION_MESH_CACHE_MB"  # the cache's size cap, MB (default 2048)
+
+
+def _prune(directory: Path) -> None:
+    """Delete the least recently used cache files until the directory holds at most its cap
+    ($FEMION_MESH_CACHE_MB, default 2048 MB). A file's use is its mtime: a load touches it. A
+    plan entry's .msh and .info may part; the loader then meshes again."""
+    try:
+        cap = float(os.environ.get(MESH_CACHE_SIZE_ENV, "2048")) * 1e6
+        files = [(f.stat().st_mtime, f.stat().st_size, f) for f in directory.iterdir()
+                 if f.suffix in (".msh", ".info", ".pkl")]
+    except (OSError, ValueError):
+        return
+    total = sum(size for _, size, _ in files)
+    for _, size, f in sorted(files, key=lambda e: e[0]):
+        if total <= cap:
+            break
+        with contextlib.suppress(OSError):
+            f.unlink()
+            total -= size
+
+
+def _touch(*paths: Path) -> None:
+    """Mark cache files as used (their mtime), for :func:`_prune`."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.utime(path)
 
 
 def _cache_file(kind: str, spec: StackSpec, msh_path) -> Path | None:
@@ -530,6 +560,7 @@ def _load(gmsh, cache: Path):
         with open(cache.with_suffix(".info"), "rb") as f:
             info = pickle.load(f)
         gmsh.merge(str(cache))
+        _touch(cache, cache.with_suffix(".info"))
         return info
     except Exception:  # a damaged cache entry: build the mesh (and store it again)
         name = gmsh.model.getCurrent()
@@ -562,6 +593,7 @@ def _store(gmsh, cache: Path, info) -> None:
             raise OSError(f"{tmp}: empty after writing")
         os.replace(tmp_info, cache.with_suffix(".info"))
         os.replace(tmp, cache)
+        _prune(cache.parent)
     except Exception:
         for t in tmps:
             with contextlib.suppress(OSError):
@@ -884,7 +916,9 @@ def _load_arrays(cache: Path | None):
         return None
     try:
         with open(cache, "rb") as f:
-            return pickle.load(f)
+            arrays = pickle.load(f)
+        _touch(cache)
+        return arrays
     except Exception:  # a damaged cache entry: mesh again (and store it again)
         return None
 
@@ -901,6 +935,7 @@ def _store_arrays(cache: Path | None, arrays) -> None:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(arrays, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, cache)
+        _prune(cache.parent)
     except Exception:
         if tmp is not None:
             with contextlib.suppress(OSError):

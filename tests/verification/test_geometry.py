@@ -248,3 +248,24 @@ def test_mesh_cache_meshes_once_and_gives_the_same_mesh(shared_tmp, monkeypatch)
     monkeypatch.undo()
     monkeypatch.setenv("FEMION_MESH_CACHE", "/proc/no-cache-here")
     assert _mesh_summary(build_plan_mesh(finer, MPI.COMM_WORLD))[0] > _mesh_summary(first_plan)[0]
+
+
+def test_mesh_cache_keeps_to_its_size_cap(tmp_path, monkeypatch):
+    """Beyond $FEMION_MESH_CACHE_MB the least recently used entries go: with room for about one
+    plan entry, meshing a second spec evicts the first (and a loaded entry counts as used)."""
+    from femion.geometry import mesh as geometry
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FEMION_MESH_CACHE", str(cache))
+    spec = StackSpec(LX, LY, _layers(), {}, 2 * MM)
+    build_plan_mesh(spec, MPI.COMM_SELF)
+    one = sum(f.stat().st_size for f in cache.iterdir())
+    monkeypatch.setenv("FEMION_MESH_CACHE_MB", str(1.5 * one / 1e6))
+    first = set(cache.iterdir())
+    other = StackSpec(LX, LY, _layers(), {}, 2.5 * MM)
+    build_plan_mesh(other, MPI.COMM_SELF)
+    left = set(cache.iterdir())
+    assert not first & left and len(left) == 2  # the older entry went, the new one (.msh, .info) stays
+    assert sum(f.stat().st_size for f in left) <= 1.5 * one
+    geometry._prune(cache)  # under the cap: nothing goes
+    assert set(cache.iterdir()) == left
