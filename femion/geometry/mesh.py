@@ -569,35 +569,50 @@ def _load(gmsh, cache: Path):
         return None
 
 
-def _store(gmsh, cache: Path, info) -> None:
-    """Write the current model's mesh and ``info`` to the cache, each to a temp file renamed into
-    place, the info first (a reader that finds the .msh finds its info). A cache that cannot be
-    written (read-only, full) is skipped: the run goes on with the mesh it built."""
+def _write_entry(files) -> None:
+    """Write cache files atomically: each ``(path, write)`` is written by ``write(tmp)`` to a temp
+    file beside it, then all are renamed into place in the given order (a reader that finds the
+    last finds the others), and the cache is pruned. A cache that cannot be written (read-only,
+    full) is skipped: the run goes on with the mesh it built."""
     tmps = []
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_info = tempfile.mkstemp(dir=cache.parent, suffix=".info.tmp")
-        tmps.append(tmp_info)
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(info, f)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".msh")  # gmsh picks the format by suffix
-        tmps.append(tmp)
-        os.close(fd)
-        binary = gmsh.option.getNumber("Mesh.Binary")
-        gmsh.option.setNumber("Mesh.Binary", 1)
-        try:
-            gmsh.write(tmp)
-        finally:
-            gmsh.option.setNumber("Mesh.Binary", binary)
-        if os.path.getsize(tmp) == 0:
-            raise OSError(f"{tmp}: empty after writing")
-        os.replace(tmp_info, cache.with_suffix(".info"))
-        os.replace(tmp, cache)
-        _prune(cache.parent)
+        for path, write in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp" + path.suffix)  # gmsh: format by suffix
+            tmps.append(tmp)
+            os.close(fd)
+            write(tmp)
+            if os.path.getsize(tmp) == 0:
+                raise OSError(f"{tmp}: empty after writing")
+        for (path, _), tmp in zip(files, tmps, strict=True):
+            os.replace(tmp, path)
+        _prune(files[0][0].parent)
     except Exception:
         for t in tmps:
             with contextlib.suppress(OSError):
                 os.remove(t)
+
+
+def _pickle_to(obj):
+    def write(path):
+        with open(path, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    return write
+
+
+def _store(gmsh, cache: Path, info) -> None:
+    """Write the current model's mesh (binary .msh) and ``info`` to the cache, the info first."""
+
+    def write_msh(path):
+        binary = gmsh.option.getNumber("Mesh.Binary")
+        gmsh.option.setNumber("Mesh.Binary", 1)
+        try:
+            gmsh.write(path)
+        finally:
+            gmsh.option.setNumber("Mesh.Binary", binary)
+
+    _write_entry([(cache.with_suffix(".info"), _pickle_to(info)), (cache, write_msh)])
 
 
 def _layout_everywhere(spec: StackSpec, comm) -> PlanLayout:
@@ -749,16 +764,19 @@ class _Stack:
         bounds = np.asarray([0, *self.top_level])
         return np.repeat(np.arange(len(self.layers)), np.diff(bounds))
 
-    def cells(self, q: slice):
-        """Hexahedra (gmsh node order) of the plan quads ``q`` through every slab, and their tags."""
-        quads, frag = self.quads[q], self.quad_frag[q]
-        nl = len(self.levels)
-        hexes = np.concatenate([np.hstack([k * self.nn + quads, (k + 1) * self.nn + quads]) for k in range(nl - 1)])
-        layer = np.repeat(self.level_layer(), len(quads))
-        frags = np.tile(frag, nl - 1)
+    def cell_tags(self, level: np.ndarray, quad: np.ndarray) -> np.ndarray:
+        """The tag of the hexahedra over plan quads ``quad`` in slabs ``level``: ``<layer>`` where
+        the slab's layer covers the quad's fragment, else ``<layer>_absent``."""
+        layer = self.level_layer()[level]
         names = np.array([[self.names.get(nm, -1) for nm in (ly, f"{ly}_absent")] for ly in self.layers])
-        tags = np.where(self.present[layer, frags], names[layer, 0], names[layer, 1])
-        return hexes, tags.astype(np.int32)
+        present = self.present[layer, self.quad_frag[quad]]
+        return np.where(present, names[layer, 0], names[layer, 1]).astype(np.int32)
+
+    def cells(self, q: slice):
+        """Hexahedra (gmsh node order) of the plan quads ``q`` through every slab, slab by slab."""
+        quads = self.quads[q]
+        return np.concatenate([np.hstack([k * self.nn + quads, (k + 1) * self.nn + quads])
+                               for k in range(len(self.levels) - 1)])
 
     def facets(self, q: slice, share):
         """Tagged quadrilateral facets: the bottom, top and interfaces under the plan quads ``q``,
@@ -846,10 +864,7 @@ def _stack_tags(msh, stack: _Stack, quad_shares: list[slice]):
     pos = original - (np.cumsum(sizes) - sizes)[rank]
     nq = sizes[rank] // (nl - 1)
     level, quad = np.divmod(pos, nq)
-    quad += starts[rank]
-    layer = stack.level_layer()[level]
-    names = np.array([[stack.names.get(nm, -1) for nm in (ly, f"{ly}_absent")] for ly in stack.layers])
-    values = np.where(stack.present[layer, stack.quad_frag[quad]], names[layer, 0], names[layer, 1]).astype(np.int32)
+    values = stack.cell_tags(level, quad + starts[rank])
     cells = np.arange(n_cells, dtype=np.int32)
     cell_tags = dolfinx.mesh.meshtags(msh, tdim, cells, values)
 
@@ -924,22 +939,9 @@ def _load_arrays(cache: Path | None):
 
 
 def _store_arrays(cache: Path | None, arrays) -> None:
-    """Write ``arrays`` to the cache atomically (temp file renamed into place); a cache that cannot
-    be written is skipped."""
-    if cache is None:
-        return
-    tmp = None
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(arrays, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, cache)
-        _prune(cache.parent)
-    except Exception:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+    """Write the stack's plan ``arrays`` to the cache (atomically; skipped if it cannot be written)."""
+    if cache is not None:
+        _write_entry([(cache, _pickle_to(arrays))])
 
 
 def build_stack_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> StackMesh:
@@ -967,7 +969,7 @@ def build_stack_mesh(spec: StackSpec, comm=MPI.COMM_WORLD, msh_path=None) -> Sta
         return share(len(stack.quads), rank)
 
     q = share(len(stack.quads))
-    hexes, _ = stack.cells(q)
+    hexes = stack.cells(q)
     perm = dolfinx.io.gmsh.cell_perm_array(dolfinx.mesh.CellType.hexahedron, 8)
     n_all = len(stack.levels) * stack.nn
     own = share(n_all)
