@@ -33,7 +33,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from femion.constants import VACUUM_PERMEABILITY as mu_0
-from femion.magnetic.p3m import GridAccuracy, far_field, near_field, panel_size
+from femion.magnetic.p3m import GridAccuracy, far_field, near_field, panel_size, scatter_add, subtract_point_sources
 
 __all__ = [
     "ACCURACY_LEVELS",
@@ -573,23 +573,10 @@ def _near_correction(g: _PanelGeom, pidx, tidx, x, pts, w, B):
         dB = _pair_field(g, p, xt)
         # point sources of the panel: vectorised over (pair, q)
         r = xt[:, None, :2] - pts[p]  # (M, nq, 2)
-        rz = (xt[:, 2] - g.z)[:, None]  # (M, 1)
-        R2 = r[..., 0] ** 2 + r[..., 1] ** 2 + rz * rz
-        wq = w[p] / (R2 * np.sqrt(R2))  # (M, nq)
-        Sx = np.sum(wq * r[..., 0], axis=1)
-        Sy = np.sum(wq * r[..., 1], axis=1)
-        Sz = np.sum(wq, axis=1) * rz[:, 0]
-        K = g.K[p]
-        dB[:, 0] -= MU0_4PI * K[:, 1] * Sz
-        dB[:, 1] += MU0_4PI * K[:, 0] * Sz
-        dB[:, 2] -= MU0_4PI * (K[:, 0] * Sy - K[:, 1] * Sx)
-        _scatter_add(B, t, dB)
-
-
-def _scatter_add(B: np.ndarray, t: np.ndarray, dB: np.ndarray) -> None:
-    n = B.shape[0]
-    for j in range(3):
-        B[:, j] += np.bincount(t, weights=dB[:, j], minlength=n)
+        dz = xt[:, 2] - g.z
+        R2 = r[..., 0] ** 2 + r[..., 1] ** 2 + (dz * dz)[:, None]
+        subtract_point_sources(dB, g.K[p], w[p] / (R2 * np.sqrt(R2)), r[..., 0], r[..., 1], dz, MU0_4PI)
+        scatter_add(B, t, dB)
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,8 +640,17 @@ def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None
     return B
 
 
-def _auto_method(sheets, x, n_pairs: int, tolerance: float, accuracy, comm) -> str:
-    if n_pairs < _DIRECT_PAIR_LIMIT:
+def _resolve_method(sheets: list[SheetCurrent], x: np.ndarray, method: str, tolerance: float, accuracy,
+                    comm) -> str | None:
+    """The path for the non-empty ``sheets`` and targets x ("auto" resolved: direct for fewer than
+    _DIRECT_PAIR_LIMIT pairs, else grid where a grid level and :func:`_grid_applies` allow, else
+    fmm), or None when there is nothing to compute. Collective with ``comm``."""
+    n_targets = x.shape[0] if comm is None else comm.allreduce(x.shape[0])
+    if not sheets or not n_targets:
+        return None
+    if method != "auto":
+        return method
+    if sum(s.n_panels for s in sheets) * n_targets < _DIRECT_PAIR_LIMIT:
         return "direct"
     grid_acc = accuracy if isinstance(accuracy, GridAccuracy) else grid_accuracy_for(tolerance)
     fits = grid_acc is not None and (x.shape[0] == 0 or _grid_applies(sheets, x, grid_acc))
@@ -667,14 +663,9 @@ def chosen_method(sheets: Sequence[SheetCurrent], targets: np.ndarray, *, tolera
                   method: str = "auto", comm=None) -> str:
     """The path :func:`magnetic_flux_density` takes for these sheets and targets ("direct",
     "grid" or "fmm"; "auto" resolved). Collective with ``comm``."""
-    if method != "auto":
-        return method
-    x = _check_targets(targets)
-    sheets = [s for s in sheets if s.n_panels > 0]
-    n_targets = x.shape[0] if comm is None else comm.allreduce(x.shape[0])
-    if not sheets or not n_targets:
-        return "direct"
-    return _auto_method(sheets, x, sum(s.n_panels for s in sheets) * n_targets, tolerance, None, comm)
+    resolved = _resolve_method([s for s in sheets if s.n_panels > 0], _check_targets(targets), method, tolerance,
+                               None, comm)
+    return resolved or "direct"
 
 
 def magnetic_flux_density(
@@ -708,8 +699,9 @@ def magnetic_flux_density(
     A target within 1e-15 m of a sheet plane raises ValueError.
 
     ``comm`` (mpi4py communicator; collective): every rank holds all the sheets and passes its
-    own targets. fmm: the sources are split across the ranks (see _fmm_field); grid: every rank
-    convolves all sources on its own grid. The near field is each rank's own.
+    own targets. fmm: the sources are split across the ranks (see _fmm_field); grid: each rank
+    spreads its share of the sources and the FFTs are shared (see p3m.far_field). The near
+    field is each rank's own.
     """
     if isinstance(sheets, SheetCurrent):
         sheets = [sheets]
@@ -722,12 +714,11 @@ def magnetic_flux_density(
         if s.n_panels > 0:
             _check_off_plane(s, x)
     sheets = [s for s in sheets if s.n_panels > 0]
-    n_targets = x.shape[0] if comm is None else comm.allreduce(x.shape[0])
     B = np.zeros((x.shape[0], 3))
-    if not sheets or not n_targets:
+    resolved = _resolve_method(sheets, x, method, tolerance, accuracy, comm)
+    if resolved is None:
         return B + ext[None, :]
-    if method == "auto":
-        method = _auto_method(sheets, x, sum(s.n_panels for s in sheets) * n_targets, tolerance, accuracy, comm)
+    method = resolved
     if method == "grid":
         grid_acc = accuracy if isinstance(accuracy, GridAccuracy) else grid_accuracy_for(tolerance)
         if grid_acc is None:

@@ -31,7 +31,8 @@ import scipy.fft
 import scipy.sparse
 from scipy.spatial import cKDTree
 
-__all__ = ["GRID_PLANE_BAND", "GridAccuracy", "far_field", "near_field", "panel_size", "screen"]
+__all__ = ["GRID_PLANE_BAND", "GridAccuracy", "far_field", "near_field", "panel_size", "scatter_add", "screen",
+           "subtract_point_sources"]
 
 _NEAR_BLOCK_TARGETS = 16_384  # targets per near-field block
 _POINT_BLOCK = 32_768  # points per block of the grid's stencil matrices
@@ -45,7 +46,7 @@ GRID_PLANE_BAND = 0.02
 
 @dataclass(frozen=True)
 class GridAccuracy:
-    """Settings of the "grid" path, in panel sizes h (the median √area of the panels): grid
+    """Settings of the "grid" path, in the sheet's panel size h (:func:`panel_size`): grid
     spacing H = spacing·h, screen radius b = screen·h, the panels' point sources (quadrature
     order: order² Gauss points on quads, 1, 3 or 7 points on triangles), and the radius within
     which a panel's field is exact, exact_factor·diam + circumradius (3-D distance), or
@@ -265,13 +266,24 @@ def near_field(g, pts, w, x, b, acc: GridAccuracy, B, panel_field, mu0_4pi) -> N
         rho2 = rx * rx + ry * ry
         R2 = rho2 + (dz * dz)[:, None]
         wq = w[p] * (screen(np.sqrt(rho2) * (1.0 / b)) - 1.0 + exact[:, None]) / (R2 * np.sqrt(R2))
-        Sx = np.einsum("mq,mq->m", wq, rx)
-        Sy = np.einsum("mq,mq->m", wq, ry)
-        Sz = wq.sum(axis=1) * dz
-        K = g.K[p]
-        dB[:, 0] -= mu0_4pi * K[:, 1] * Sz
-        dB[:, 1] += mu0_4pi * K[:, 0] * Sz
-        dB[:, 2] -= mu0_4pi * (K[:, 0] * Sy - K[:, 1] * Sx)
-        n = xb.shape[0]
-        for j in range(3):
-            B[t0 : t0 + n, j] += np.bincount(t, weights=dB[:, j], minlength=n)
+        subtract_point_sources(dB, g.K[p], wq, rx, ry, dz, mu0_4pi)
+        scatter_add(B[t0 : t0 + _NEAR_BLOCK_TARGETS], t, dB)
+
+
+def subtract_point_sources(dB, K, wq, rx, ry, dz, mu0_4pi) -> None:
+    """dB −= μ0/4π Σ_q wq·J × (rx, ry, dz) (in place, per pair): the field of point current
+    elements J = K·w_q (A·m; ``wq`` = w_q/R³, possibly screened) at offsets (rx, ry) (M, nq) and
+    height dz (M,) from the target, with J × r = (Jy·dz, −Jx·dz, Jx·ry − Jy·rx)."""
+    Sx = np.einsum("mq,mq->m", wq, rx)
+    Sy = np.einsum("mq,mq->m", wq, ry)
+    Sz = wq.sum(axis=1) * dz
+    dB[:, 0] -= mu0_4pi * K[:, 1] * Sz
+    dB[:, 1] += mu0_4pi * K[:, 0] * Sz
+    dB[:, 2] -= mu0_4pi * (K[:, 0] * Sy - K[:, 1] * Sx)
+
+
+def scatter_add(B: np.ndarray, t: np.ndarray, dB: np.ndarray) -> None:
+    """B[t] += dB (in place), the pairs' targets t repeated."""
+    n = B.shape[0]
+    for j in range(3):
+        B[:, j] += np.bincount(t, weights=dB[:, j], minlength=n)
