@@ -105,13 +105,11 @@ class _PanelGeom:
     """Counter-clockwise panel data precomputed once per sheet."""
 
     v: np.ndarray  # (P, nv, 2) CCW vertices
-    # the kernel's data vertex by vertex, each (nv, P) contiguous: a pair's gather reads rows
-    vertex_x: np.ndarray  # (nv, P) x of the CCW vertices
-    vertex_y: np.ndarray
-    tangent_x: np.ndarray  # (nv, P) unit edge tangents, edge i: v[i] -> v[i+1]
-    tangent_y: np.ndarray
-    edge_len: np.ndarray  # (nv, P) edge lengths
-    fan_area2: np.ndarray  # (nv-2, P) twice the signed (>0) areas of fan triangles (0, i, i+1)
+    # the kernel's data, one row per vertex (one np.take gathers a pair's data: 3x faster than a
+    # gather per array): x and y of the CCW vertices, x and y of the unit edge tangents (edge i:
+    # v[i] -> v[i+1]), edge lengths (nv rows each), twice the signed (>0) areas of the fan
+    # triangles (0, i, i+1) (nv - 2 rows); see _kernel_rows
+    kernel_rows: np.ndarray  # (6·nv − 2, P)
     area: np.ndarray  # (P,)
     centroid: np.ndarray  # (P, 2)
     radius: np.ndarray  # (P,) max distance centroid -> vertex
@@ -138,30 +136,36 @@ def _geometry(sheet: SheetCurrent) -> _PanelGeom:
         raise ValueError(f"panel {bad} has zero area: {v[bad].tolist()}")
     cw = a2 < 0
     v[cw] = v[cw, ::-1]
-    e = v[:, np.r_[1 : v.shape[1], 0]] - v
-    edge_len = np.hypot(e[..., 0], e[..., 1])
-    if np.any(edge_len == 0.0):
-        bad = int(np.flatnonzero(np.any(edge_len == 0.0, axis=1))[0])
-        raise ValueError(f"panel {bad} has a zero-length edge: {v[bad].tolist()}")
-    t = e / edge_len[..., None]
     nv = v.shape[1]
-    fan = []
-    for i in range(1, nv - 1):
-        b = v[:, i] - v[:, 0]
-        c = v[:, i + 1] - v[:, 0]
-        fan.append(b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0])
-    fan_area2 = np.stack(fan, axis=1)
+    # vertex by vertex: every operation below works on contiguous rows (P,)
+    rows = np.empty((6 * nv - 2, v.shape[0]))
+    X, Y, tx, ty, edge_len, fan_area2 = np.split(rows, np.arange(1, 6) * nv)
+    X[:], Y[:] = v[..., 0].T, v[..., 1].T
+    for i in range(nv):
+        k = (i + 1) % nv
+        np.subtract(X[k], X[i], out=tx[i])
+        np.subtract(Y[k], Y[i], out=ty[i])
+    np.hypot(tx, ty, out=edge_len)
+    if np.any(edge_len == 0.0):
+        bad = int(np.flatnonzero(np.any(edge_len == 0.0, axis=0))[0])
+        raise ValueError(f"panel {bad} has a zero-length edge: {v[bad].tolist()}")
+    tx /= edge_len
+    ty /= edge_len
     area = 0.5 * np.abs(a2)
-    # area centroid of the polygon (fan triangles)
-    cen = np.zeros((v.shape[0], 2))
+    # area centroid of the polygon: Σ over the fan triangles (0, i, i+1) of 2A_i·(their vertices' sum)/(6A)
+    cx, cy = np.zeros(v.shape[0]), np.zeros(v.shape[0])
     for j, i in enumerate(range(1, nv - 1)):
-        cen += fan_area2[:, j, None] * (v[:, 0] + v[:, i] + v[:, i + 1]) / 3.0
-    cen /= (2.0 * area)[:, None]
-    d = v - cen[:, None, :]
-    radius = np.sqrt(last_axis_max(d[..., 0] ** 2 + d[..., 1] ** 2))
-    diam = _diameters(v)
-    rows = [np.ascontiguousarray(a.T) for a in (v[..., 0], v[..., 1], t[..., 0], t[..., 1], edge_len, fan_area2)]
-    return _PanelGeom(v, *rows, area, cen, radius, diam, sheet.sheet_current, sheet.z)
+        k = i + 1
+        fan_area2[j] = (X[i] - X[0]) * (Y[k] - Y[0]) - (Y[i] - Y[0]) * (X[k] - X[0])
+        cx += fan_area2[j] * (X[0] + X[i] + X[k])
+        cy += fan_area2[j] * (Y[0] + Y[i] + Y[k])
+    cx /= 6.0 * area
+    cy /= 6.0 * area
+    radius2 = np.zeros(v.shape[0])
+    for i in range(nv):
+        np.maximum(radius2, (X[i] - cx) ** 2 + (Y[i] - cy) ** 2, out=radius2)
+    cen = np.stack([cx, cy], axis=1)
+    return _PanelGeom(v, rows, area, cen, np.sqrt(radius2), _diameters(v), sheet.sheet_current, sheet.z)
 
 
 def _diameters(v: np.ndarray) -> np.ndarray:
@@ -205,15 +209,12 @@ def _check_off_plane(sheet: SheetCurrent, x: np.ndarray) -> None:
 def _kernel(g: _PanelGeom, pidx, tx, ty, dz):
     """Ω, G_x, G_y for panel(s) ``pidx`` seen from target(s) (tx, ty, dz = z_t − z_sheet).
 
-    ``pidx`` indexes panels; the rows ``g.vertex_x[:, pidx]`` etc. must broadcast against tx/ty/dz
+    ``pidx`` indexes panels; the rows ``g.kernel_rows[:, pidx]`` must broadcast against tx/ty/dz
     after the vertex axis (first) is split off: either all 1-D of the same length (pairs), or
     panels as a column (Pc, 1) and targets as a row (1, Nc) (all pairs).
     """
-    vx, vy = g.vertex_x[:, pidx], g.vertex_y[:, pidx]  # (nv, ...)
-    tx_e, ty_e = g.tangent_x[:, pidx], g.tangent_y[:, pidx]
-    edge_len = g.edge_len[:, pidx]
-    fa2 = g.fan_area2[:, pidx]
-    nv = vx.shape[0]
+    nv = g.v.shape[1]
+    vx, vy, tx_e, ty_e, edge_len, fa2 = np.split(np.take(g.kernel_rows, pidx, axis=1), np.arange(1, 6) * nv)
     dz2 = dz * dz
     ax = vx - tx
     ay = vy - ty
@@ -621,6 +622,13 @@ def _grid_applies(sheets: list[SheetCurrent], x: np.ndarray, acc: GridAccuracy) 
     return True
 
 
+def _spatial_order(v: np.ndarray) -> np.ndarray:
+    """An order of the panels v (P, nv, 2) in which near panels lie near in memory: the leaf order
+    of a kd-tree over their first vertices. near_field's pairs then gather the panel data almost in
+    order (from panels in mesh order, ~15 % of its time went to cache misses)."""
+    return cKDTree(v[:, 0], balanced_tree=False, compact_nodes=False).indices
+
+
 def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None) -> np.ndarray:
     """B (T) of one sheet at targets x by the grid path (femion.magnetic.p3m), on a grid and screen
     scaled by the sheet's panel size. With ``comm`` (collective; every rank all panels, its own
@@ -641,7 +649,9 @@ def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None
         if bad:
             raise ValueError(bad)
     else:
-        g = _geometry(sheet)
+        order = _spatial_order(v)
+        v, K = v[order], K[order]
+        g = _geometry(SheetCurrent(v, K, sheet.z))
     pts, w = _quadrature(g, acc.quad_order)
     J = (g.K[:, None, :] * w[..., None]).reshape(-1, 2)
     B = MU0_4PI * far_field(pts.reshape(-1, 2), J, sheet.z, x, acc.spacing * h, b, comm)
@@ -649,10 +659,12 @@ def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None
         # the panels whose near pairs a target of this rank may have: centroids within the reach of
         # near_field (≤ b + (exact factor + 1)·diam) of the box around this rank's targets
         margin = b + (max(acc.exact_factor, acc.plane_exact_factor) + 1.0) * float(diam.max())
-        c = v.mean(axis=1)
-        near = np.all((c >= x[:, :2].min(axis=0) - margin) & (c <= x[:, :2].max(axis=0) + margin), axis=1)
-        if not near.any():
+        c = sum(v[:, i] for i in range(v.shape[1])) / v.shape[1]
+        lo, hi = box(x[:, :2])
+        near = np.flatnonzero(np.all((c >= lo - margin) & (c <= hi + margin), axis=1))
+        if not near.size:
             return B
+        near = near[_spatial_order(v[near])]
         g = _geometry(SheetCurrent(v[near], K[near], sheet.z))
         pts, w = _quadrature(g, acc.quad_order)
     if x.shape[0]:

@@ -35,6 +35,9 @@ __all__ = ["GRID_PLANE_BAND", "GridAccuracy", "box", "far_field", "last_axis_max
            "subtract_point_sources"]
 
 _NEAR_BLOCK_TARGETS = 16_384  # targets per near-field block
+# kd-trees built unbalanced and not shrunk to their points: ~3x faster to build and 25 % faster to
+# query for the near pairs (points spread evenly over a plane)
+_KD_OPTIONS = {"balanced_tree": False, "compact_nodes": False}
 _POINT_BLOCK = 32_768  # points per block of the grid's stencil matrices
 _KERNEL_BLOCK = 65_536  # grid nodes per block of the kernels' evaluation
 _STENCIL = (-1, 0, 1, 2)  # 4-point Lagrange stencil around the grid cell holding a point
@@ -290,13 +293,16 @@ def near_field(g, pts, w, x, b, acc: GridAccuracy, B, panel_field, mu0_4pi) -> N
     reach_plane = float(max(b + src_radius.max(), r_exact_plane.max()))  # all targets of a block in the plane band
     reach = max(reach_plane, float(r_exact.max()))
     band = GRID_PLANE_BAND * float(g.diam.min())
-    rel = d.astype(np.float32)  # the sources' offsets from their panel's centroid
+    # contiguous columns for the pairs' gathers; the sources' offsets from their panel's centroid
+    cx, cy = np.ascontiguousarray(g.centroid[:, 0]), np.ascontiguousarray(g.centroid[:, 1])
+    relx, rely = (np.ascontiguousarray(d[..., j], dtype=np.float32) for j in (0, 1))
     w32 = w.astype(np.float32)
-    tree = cKDTree(g.centroid)
+    tree = cKDTree(g.centroid, **_KD_OPTIONS)
     for t0 in range(0, x.shape[0], _NEAR_BLOCK_TARGETS):
         xb = x[t0 : t0 + _NEAR_BLOCK_TARGETS]
         in_band = bool(np.all(np.abs(xb[:, 2] - g.z) <= band))
-        sdm = tree.sparse_distance_matrix(cKDTree(xb[:, :2]), reach_plane if in_band else reach, output_type="ndarray")
+        sdm = tree.sparse_distance_matrix(cKDTree(xb[:, :2], **_KD_OPTIONS), reach_plane if in_band else reach,
+                                          output_type="ndarray")
         p, t = sdm["i"].astype(np.int64), sdm["j"].astype(np.int64)
         dz = xb[t, 2] - g.z
         r_ex = np.where(np.abs(dz) <= GRID_PLANE_BAND * g.diam[p], r_exact_plane[p], r_exact[p])
@@ -307,8 +313,8 @@ def near_field(g, pts, w, x, b, acc: GridAccuracy, B, panel_field, mu0_4pi) -> N
         if exact.any():
             dB[exact] = panel_field(g, p[exact], xb[t[exact]])
         # float32 offsets from the target (relative 1e-7 of each term)
-        rx = (xb[t, 0] - g.centroid[p, 0]).astype(np.float32)[:, None] - rel[p, :, 0]  # (M, nq)
-        ry = (xb[t, 1] - g.centroid[p, 1]).astype(np.float32)[:, None] - rel[p, :, 1]
+        rx = (xb[t, 0] - cx[p]).astype(np.float32)[:, None] - relx[p]  # (M, nq)
+        ry = (xb[t, 1] - cy[p]).astype(np.float32)[:, None] - rely[p]
         # w·(S − 1 + [exact]) / R³, S = screen(ρ/b)
         rho2 = rx * rx + ry * ry
         R2 = rho2 + (dz * dz).astype(np.float32)[:, None]
