@@ -28,7 +28,10 @@ CONTACT_TOLERANCE = 1e-9
 
 SOLVER_OPTIONS = {
     "direct": {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
-    "iterative": {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-12, "ksp_atol": 1e-14, "ksp_max_it": 2000},
+    "iterative": {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-12, "ksp_atol": 1e-14, "ksp_max_it": 2000,
+                  # aggressive coarsening by MIS-2, not by squaring the graph: 1.6x on 2 ranks at 1e6 cells
+                  # against 1.3-1.5x (the squared graph's MatTransposeMatMult does not scale)
+                  "pc_gamg_aggressive_square_graph": False},
 }
 
 

@@ -37,7 +37,6 @@ from femion.magnetic.p3m import (
     GridAccuracy,
     box,
     far_field,
-    last_axis_max,
     near_field,
     panel_size,
     scatter_add,

@@ -31,8 +31,8 @@ import scipy.fft
 import scipy.sparse
 from scipy.spatial import cKDTree
 
-__all__ = ["GRID_PLANE_BAND", "GridAccuracy", "box", "far_field", "last_axis_max", "near_field", "panel_size", "scatter_add", "screen",
-           "subtract_point_sources"]
+__all__ = ["GRID_PLANE_BAND", "GridAccuracy", "box", "far_field", "last_axis_max", "near_field", "panel_size",
+           "scatter_add", "screen", "subtract_point_sources"]
 
 _NEAR_BLOCK_TARGETS = 16_384  # targets per near-field block
 # kd-trees built unbalanced and not shrunk to their points: ~3x faster to build and 25 % faster to
