@@ -177,6 +177,18 @@ class _Grid:
             out[r0 * ny : r1 * ny] += a.T @ values[sel]
         return np.ascontiguousarray(out.T).reshape(values.shape[1], *self.shape)
 
+    def padded_spectrum(self, a: np.ndarray) -> np.ndarray:
+        """rfft2 of the grid values a (nx, ny) zero-padded to fft_shape: the transform along the
+        rows only over the nx rows that are not zero (a quarter less work than rfft2)."""
+        return scipy.fft.fft(scipy.fft.rfft(a, n=self.fft_shape[1], axis=1), n=self.fft_shape[0], axis=0)
+
+    def convolved(self, spectrum: np.ndarray) -> np.ndarray:
+        """The grid's nodes (nx, ny) of the inverse of an rfft2-layout ``spectrum`` on fft_shape:
+        the transform along the rows only over the nx rows kept (a quarter less work than irfft2)."""
+        nx, ny = self.shape
+        rows = scipy.fft.ifft(spectrum, axis=0)[:nx]
+        return scipy.fft.irfft(rows, n=self.fft_shape[1], axis=1)[:, :ny]
+
     def interpolate(self, fields: np.ndarray, p: np.ndarray) -> np.ndarray:
         """The grid values ``fields`` (k, nodes) at points p (M, 2): shape (M, k)."""
         out = np.empty((p.shape[0], fields.shape[0]))
@@ -247,7 +259,7 @@ def far_field(src: np.ndarray, J: np.ndarray, z_sheet: float, x: np.ndarray, spa
     jx, jy = spectra = np.empty((2, *half), dtype=np.complex64)
     for c in range(2):
         if rank == c % size:
-            spectra[c] = scipy.fft.rfft2(gJ[c], s=grid.fft_shape)
+            spectra[c] = grid.padded_spectrum(gJ[c])
         if parallel:
             comm.Bcast(spectra[c], root=c % size)
 
@@ -262,10 +274,10 @@ def far_field(src: np.ndarray, J: np.ndarray, z_sheet: float, x: np.ndarray, spa
         parts = ("z" if rank == 0 else "") + ("xy" if rank == 1 % size else "")  # one kernel pass for both
         k = dict(zip(parts, _screened_kernel_spectra(grid, Z, b, parts), strict=True))
         if "z" in k:  # Bx = μ0/4π Jy·Z/R³, By = −μ0/4π Jx·Z/R³
-            fields[0] = scipy.fft.irfft2(jy * k["z"], s=grid.fft_shape)[:nx, :ny]
-            fields[1] = scipy.fft.irfft2(-jx * k["z"], s=grid.fft_shape)[:nx, :ny]
+            fields[0] = grid.convolved(jy * k["z"])
+            fields[1] = grid.convolved(-jx * k["z"])
         if "x" in k:  # Bz = μ0/4π (Jx·Y − Jy·X)/R³, the odd kernels' spectra −i·Ŝ
-            fields[2] = scipy.fft.irfft2(-1j * (jx * k["y"] - jy * k["x"]), s=grid.fft_shape)[:nx, :ny]
+            fields[2] = grid.convolved(-1j * (jx * k["y"] - jy * k["x"]))
         if parallel:
             comm.Bcast(fields[:2], root=0)
             comm.Bcast(fields[2], root=1 % size)
