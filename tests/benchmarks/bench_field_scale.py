@@ -5,8 +5,8 @@ so K = I/W uniform) at cell sizes giving about 1e4, 1e5, 1e6 plan cells. Per siz
 wall time and CPU time of each stage (slowest rank; on a shared machine the CPU time is what the
 wall time would be with a core per rank), peak RSS of each stage (largest rank; the peak is reset
 before each stage), B's targets per rank, and B's error on the interface against the exact
-field of the uniform strip (the strip as one panel): max |B − B_exact| / |B_exact|.
-Then the 2-rank speedup of each stage. Prints figures only.
+field of the uniform strip (the strip as one panel): max |B − B_exact| / |B_exact|, and the ratio
+of B's wall time to the conductor stage's. Then the 2-rank speedup of each stage. Prints figures only.
 
 Run from the repository root:  python tests/benchmarks/bench_field_scale.py [--cells 1e4 1e5 1e6] [--ranks 1 2]
 [--method auto|grid|fmm: B's path (magnetic.method)]
@@ -151,7 +151,8 @@ def main():
         return
     stages = ("mesh", "conductor", "B")
     print(f"{'cells':>8} {'ranks':>5} {'targets/rank':>15} "
-          + " ".join(f"{s + ' s':>11} {'cpu s':>7} {'GB':>5}" for s in stages) + f" {'B error':>9}", flush=True)
+          + " ".join(f"{s + ' s':>11} {'cpu s':>7} {'GB':>5}" for s in stages) + f" {'B error':>9} {'B/cond.':>7}",
+          flush=True)
     for n in args.cells:
         h_mm = 1e3 * float(np.sqrt(PLATE_AREA / n))
         res = {}
@@ -160,7 +161,7 @@ def main():
             per = "/".join(str(t) for t in o["targets_per_rank"])
             print(f"{o['cells']:8d} {r:5d} {per:>15} "
                   + " ".join(f"{o[s + '_s']:11.2f} {o[s + '_cpu']:7.2f} {o[s + '_GB']:5.2f}" for s in stages)
-                  + f" {o['B_error']:9.2e}", flush=True)
+                  + f" {o['B_error']:9.2e} {o['B_s'] / o['conductor_s']:7.2f}", flush=True)
         if 1 in res and 2 in res:
             print(f"{'':8} {'':5} {'2-rank speedup':>15} "
                   + " ".join(f"{res[1][s + '_s'] / res[2][s + '_s']:11.2f} "
