@@ -103,11 +103,10 @@ class SheetCurrent:
 class _PanelGeom:
     """Counter-clockwise panel data precomputed once per sheet."""
 
-    v: np.ndarray  # (P, nv, 2) CCW vertices
     # the kernel's data, one row per vertex (one np.take gathers a pair's data: 3x faster than a
     # gather per array): x and y of the CCW vertices, x and y of the unit edge tangents (edge i:
     # v[i] -> v[i+1]), edge lengths (nv rows each), twice the signed (>0) areas of the fan
-    # triangles (0, i, i+1) (nv - 2 rows); see _kernel_rows
+    # triangles (0, i, i+1) (nv - 2 rows), as _geometry builds them
     kernel_rows: np.ndarray  # (6·nv − 2, P)
     area: np.ndarray  # (P,)
     centroid: np.ndarray  # (P, 2)
@@ -115,6 +114,14 @@ class _PanelGeom:
     diam: np.ndarray  # (P,) panel diameter (max vertex-vertex distance)
     K: np.ndarray  # (P, 2)
     z: float
+
+    @property
+    def n_vertices(self) -> int:
+        return (self.kernel_rows.shape[0] + 2) // 6
+
+    @property
+    def n_panels(self) -> int:
+        return self.kernel_rows.shape[1]
 
 
 def _polygon_area2(v: np.ndarray) -> np.ndarray:
@@ -128,18 +135,18 @@ def _polygon_area2(v: np.ndarray) -> np.ndarray:
 
 
 def _geometry(sheet: SheetCurrent) -> _PanelGeom:
-    v = sheet.vertices.copy()
+    v = sheet.vertices
     a2 = _polygon_area2(v)
     if np.any(a2 == 0.0):
         bad = int(np.flatnonzero(a2 == 0.0)[0])
         raise ValueError(f"panel {bad} has zero area: {v[bad].tolist()}")
-    cw = a2 < 0
-    v[cw] = v[cw, ::-1]
+    cw = np.flatnonzero(a2 < 0)
     nv = v.shape[1]
     # vertex by vertex: every operation below works on contiguous rows (P,)
     rows = np.empty((6 * nv - 2, v.shape[0]))
     X, Y, tx, ty, edge_len, fan_area2 = np.split(rows, np.arange(1, 6) * nv)
     X[:], Y[:] = v[..., 0].T, v[..., 1].T
+    X[:, cw], Y[:, cw] = X[::-1, cw], Y[::-1, cw]  # clockwise panels turned round
     for i in range(nv):
         k = (i + 1) % nv
         np.subtract(X[k], X[i], out=tx[i])
@@ -164,7 +171,7 @@ def _geometry(sheet: SheetCurrent) -> _PanelGeom:
     for i in range(nv):
         np.maximum(radius2, (X[i] - cx) ** 2 + (Y[i] - cy) ** 2, out=radius2)
     cen = np.stack([cx, cy], axis=1)
-    return _PanelGeom(v, rows, area, cen, np.sqrt(radius2), _diameters(v), sheet.sheet_current, sheet.z)
+    return _PanelGeom(rows, area, cen, np.sqrt(radius2), _diameters(v), sheet.sheet_current, sheet.z)
 
 
 def _diameters(v: np.ndarray) -> np.ndarray:
@@ -212,7 +219,7 @@ def _kernel(g: _PanelGeom, pidx, tx, ty, dz):
     after the vertex axis (first) is split off: either all 1-D of the same length (pairs), or
     panels as a column (Pc, 1) and targets as a row (1, Nc) (all pairs).
     """
-    nv = g.v.shape[1]
+    nv = g.n_vertices
     vx, vy, tx_e, ty_e, edge_len, fa2 = np.split(np.take(g.kernel_rows, pidx, axis=1), np.arange(1, 6) * nv)
     dz2 = dz * dz
     ax = vx - tx
@@ -261,7 +268,7 @@ def _pair_field(g: _PanelGeom, pidx: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _direct(g: _PanelGeom, x: np.ndarray) -> np.ndarray:
-    P = g.v.shape[0]
+    P = g.n_panels
     N = x.shape[0]
     B = np.zeros((N, 3))
     if P == 0 or N == 0:
@@ -330,8 +337,8 @@ def _vertex_combinations(M: np.ndarray, g: _PanelGeom) -> np.ndarray:
     """Σ_k M[q, k]·v[p, k] (P, nq, 2) for every panel p of g: two BLAS products on the
     vertex-by-vertex rows of g.kernel_rows (a broadcast matmul over the panels' (nv, 2) blocks is
     ~10x slower)."""
-    nv = g.v.shape[1]
-    out = np.empty((g.v.shape[0], M.shape[0], 2))
+    nv = g.n_vertices
+    out = np.empty((g.n_panels, M.shape[0], 2))
     out[..., 0] = (M @ g.kernel_rows[:nv]).T
     out[..., 1] = (M @ g.kernel_rows[nv : 2 * nv]).T
     return out
@@ -343,8 +350,7 @@ def _quadrature(g: _PanelGeom, order: int):
     Quads: ``order``² tensor Gauss–Legendre points of the bilinear map; triangles: the rule
     ``_TRI_RULES[order]`` (1, 3 or 7 points).
     """
-    v = g.v
-    if v.shape[1] == 3:
+    if g.n_vertices == 3:
         bary, wt = _TRI_RULES[order]
         pts = _vertex_combinations(bary, g)
         return pts, g.area[:, None] * (wt / wt.sum())[None, :]
@@ -356,9 +362,9 @@ def _quadrature(g: _PanelGeom, order: int):
     N = np.stack([(1 - S) * (1 - T), S * (1 - T), S * T, (1 - S) * T], axis=1)  # (nq, 4)
     dNs = np.stack([-(1 - T), (1 - T), T, -T], axis=1)
     dNt = np.stack([-(1 - S), -S, S, (1 - S)], axis=1)
-    pts, js, jt = np.split(_vertex_combinations(np.vstack([N, dNs, dNt]), g), 3, axis=1)  # (P, nq, 2) each
-    det = np.abs(js[..., 0] * jt[..., 1] - js[..., 1] * jt[..., 0])
-    return pts, det * W[None, :]
+    js, jt = np.split(_vertex_combinations(np.vstack([dNs, dNt]), g), 2, axis=1)  # (P, nq, 2) each
+    weights = np.abs(js[..., 0] * jt[..., 1] - js[..., 1] * jt[..., 0]) * W[None, :]
+    return _vertex_combinations(N, g), weights  # pts apart: not a view keeping the Jacobians alive
 
 
 def point_source_field(src: np.ndarray, J: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -657,8 +663,8 @@ def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None
         v, K = v[order], K[order]
         g = _geometry(SheetCurrent(v, K, sheet.z))
     pts, w = _quadrature(g, acc.quad_order)
-    J = (g.K[:, None, :] * w[..., None]).reshape(-1, 2)
-    B = MU0_4PI * far_field(pts.reshape(-1, 2), J, sheet.z, x, acc.spacing * h, b, comm)
+    B = MU0_4PI * far_field(pts.reshape(-1, 2), (g.K[:, None, :] * w[..., None]).reshape(-1, 2), sheet.z, x,
+                            acc.spacing * h, b, comm)
     if parallel and x.shape[0]:
         # the panels whose near pairs a target of this rank may have: centroids within the reach of
         # near_field (≤ b + (exact factor + 1)·diam) of the box around this rank's targets
