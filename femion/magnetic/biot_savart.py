@@ -34,6 +34,7 @@ from scipy.spatial import cKDTree
 
 from femion.constants import VACUUM_PERMEABILITY as mu_0
 from femion.magnetic.p3m import (
+    KD_TREE_OPTIONS,
     GridAccuracy,
     box,
     far_field,
@@ -134,7 +135,8 @@ def _polygon_area2(v: np.ndarray) -> np.ndarray:
     return a2
 
 
-def _geometry(sheet: SheetCurrent) -> _PanelGeom:
+def _geometry(sheet: SheetCurrent, diam: np.ndarray | None = None) -> _PanelGeom:
+    """The panel data of ``sheet``; ``diam``: its panels' diameters if already known."""
     v = sheet.vertices
     a2 = _polygon_area2(v)
     if np.any(a2 == 0.0):
@@ -171,7 +173,8 @@ def _geometry(sheet: SheetCurrent) -> _PanelGeom:
     for i in range(nv):
         np.maximum(radius2, (X[i] - cx) ** 2 + (Y[i] - cy) ** 2, out=radius2)
     cen = np.stack([cx, cy], axis=1)
-    return _PanelGeom(rows, area, cen, np.sqrt(radius2), _diameters(v), sheet.sheet_current, sheet.z)
+    diam = _diameters(v) if diam is None else diam
+    return _PanelGeom(rows, area, cen, np.sqrt(radius2), diam, sheet.sheet_current, sheet.z)
 
 
 def _diameters(v: np.ndarray) -> np.ndarray:
@@ -456,9 +459,9 @@ def check_tolerance(tolerance: float) -> float:
 #:
 #:   tolerance  H/h  b/h quad exact (plane) | error h=0.5 mm (triangles)  0.25 mm  0.1 mm | 1e5 corners 0.6 µm
 #:                                          |                                             | up: time, peak RSS
-#:     1e-2     0.5  1.5   2   1.0  (0.3)   |      4.3e-3  (4.0e-3)       4.3e-3   4.3e-3 |  0.9 s,  0.9 GB
-#:     1e-3     0.3  2.0   3   1.5  (0.5)   |      3.4e-4  (2.6e-4)       2.7e-4   2.7e-4 |  1.6 s
-#:     1e-4     0.25 3.0   3   2.0  (0.5)   |      4.9e-5  (4.7e-5)       4.9e-5   4.9e-5 |  3.0 s,  1.1 GB
+#:     1e-2     0.5  1.5   2   1.0  (0.3)   |      4.3e-3  (4.0e-3)       4.3e-3   4.3e-3 |  0.48 s, 0.22 GB
+#:     1e-3     0.3  2.0   3   1.5  (0.5)   |      3.4e-4  (2.6e-4)       2.7e-4   2.7e-4 |  0.82 s, 0.32 GB
+#:     1e-4     0.25 3.0   3   2.0  (0.5)   |      4.9e-5  (4.7e-5)       4.9e-5   4.9e-5 |  1.94 s, 0.58 GB
 #:
 #: (the fmm path at 1e5: 2.9 s at 1e-2, 24 s at 1e-3 and 1e-4). Cheaper settings that miss a level:
 #: 1e-2 with plane exact 0.1 (only the panels touching a corner): 1.5e-2 at points inside panels;
@@ -636,7 +639,7 @@ def _spatial_order(v: np.ndarray) -> np.ndarray:
     """An order of the panels v (P, nv, 2) in which near panels lie near in memory: the leaf order
     of a kd-tree over their first vertices. near_field's pairs then gather the panel data almost in
     order (from panels in mesh order, ~15 % of its time went to cache misses)."""
-    return cKDTree(v[:, 0], balanced_tree=False, compact_nodes=False).indices
+    return cKDTree(v[:, 0], **KD_TREE_OPTIONS).indices
 
 
 def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None) -> np.ndarray:
@@ -652,7 +655,7 @@ def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None
     if parallel:
         share = slice(v.shape[0] * comm.rank // comm.size, v.shape[0] * (comm.rank + 1) // comm.size)
         try:
-            g, bad = _geometry(SheetCurrent(v[share], K[share], sheet.z)), None
+            g, bad = _geometry(SheetCurrent(v[share], K[share], sheet.z), diam[share]), None
         except ValueError as e:  # a degenerate panel: every rank raises, none waits in a collective
             g, bad = None, f"{e} (of the share from panel {share.start})"
         bad = next((m for m in comm.allgather(bad) if m), None)
@@ -660,8 +663,8 @@ def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None
             raise ValueError(bad)
     else:
         order = _spatial_order(v)
-        v, K = v[order], K[order]
-        g = _geometry(SheetCurrent(v, K, sheet.z))
+        v, K, diam = v[order], K[order], diam[order]
+        g = _geometry(SheetCurrent(v, K, sheet.z), diam)
     pts, w = _quadrature(g, acc.quad_order)
     B = MU0_4PI * far_field(pts.reshape(-1, 2), (g.K[:, None, :] * w[..., None]).reshape(-1, 2), sheet.z, x,
                             acc.spacing * h, b, comm)
@@ -675,7 +678,7 @@ def _grid_sheet(sheet: SheetCurrent, x: np.ndarray, acc: GridAccuracy, comm=None
         if not near.size:
             return B
         near = near[_spatial_order(v[near])]
-        g = _geometry(SheetCurrent(v[near], K[near], sheet.z))
+        g = _geometry(SheetCurrent(v[near], K[near], sheet.z), diam[near])
         pts, w = _quadrature(g, acc.quad_order)
     if x.shape[0]:
         near_field(g, pts, w, x, b, acc, B, _pair_field, MU0_4PI)

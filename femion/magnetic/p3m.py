@@ -31,13 +31,13 @@ import scipy.fft
 import scipy.sparse
 from scipy.spatial import cKDTree
 
-__all__ = ["GRID_PLANE_BAND", "GridAccuracy", "box", "far_field", "last_axis_max", "near_field", "panel_size",
-           "scatter_add", "screen", "subtract_point_sources"]
+__all__ = ["GRID_PLANE_BAND", "KD_TREE_OPTIONS", "GridAccuracy", "box", "far_field", "last_axis_max", "near_field",
+           "panel_size", "scatter_add", "screen", "subtract_point_sources"]
 
 _NEAR_BLOCK_TARGETS = 16_384  # targets per near-field block
 # kd-trees built unbalanced and not shrunk to their points: ~3x faster to build and 25 % faster to
-# query for the near pairs (points spread evenly over a plane)
-_KD_OPTIONS = {"balanced_tree": False, "compact_nodes": False}
+# query for the near pairs (points spread evenly over a plane: panels and targets of one sheet)
+KD_TREE_OPTIONS = {"balanced_tree": False, "compact_nodes": False}
 _POINT_BLOCK = 32_768  # points per block of the grid's stencil matrices
 _KERNEL_BLOCK = 65_536  # grid nodes per block of the kernels' evaluation
 _STENCIL = (-1, 0, 1, 2)  # 4-point Lagrange stencil around the grid cell holding a point
@@ -314,11 +314,11 @@ def near_field(g, pts, w, x, b, acc: GridAccuracy, B, panel_field, mu0_4pi) -> N
     relx, rely = (np.ascontiguousarray(d[..., j], dtype=np.float32) for j in (0, 1))
     del d  # 16 bytes a source: at 1e6 panels, memory's first touch costs more than its reuse
     w32 = w.astype(np.float32)
-    tree = cKDTree(g.centroid, **_KD_OPTIONS)
+    tree = cKDTree(g.centroid, **KD_TREE_OPTIONS)
     for t0 in range(0, x.shape[0], _NEAR_BLOCK_TARGETS):
         xb = x[t0 : t0 + _NEAR_BLOCK_TARGETS]
         in_band = bool(np.all(np.abs(xb[:, 2] - g.z) <= band))
-        sdm = tree.sparse_distance_matrix(cKDTree(xb[:, :2], **_KD_OPTIONS), reach_plane if in_band else reach,
+        sdm = tree.sparse_distance_matrix(cKDTree(xb[:, :2], **KD_TREE_OPTIONS), reach_plane if in_band else reach,
                                           output_type="ndarray")
         p, t = sdm["i"].astype(np.int64), sdm["j"].astype(np.int64)
         dz = xb[t, 2] - g.z
